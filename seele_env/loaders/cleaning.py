@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import re
 
+from seele_env.latex import last_boxed
+
 __all__ = [
     "after_think",
     "clean_gsm8k",
@@ -16,52 +18,6 @@ __all__ = [
     "split_signed_solutions",
     "strip_math_delimiters",
 ]
-
-_BOXED = re.compile(r"\\(?:boxed|fbox)(?![A-Za-z])")
-
-
-def _braced(text: str, start: int) -> str | None:
-    """Content of the ``{...}`` group opening at ``text[start]``, with nested braces matched."""
-    depth = 0
-    for i in range(start, len(text)):
-        char = text[i]
-        escaped = i > 0 and text[i - 1] == "\\"  # "\{" is a literal brace, not a group
-        if char == "{" and not escaped:
-            depth += 1
-        elif char == "}" and not escaped:
-            depth -= 1
-            if depth == 0:
-                return text[start + 1 : i]
-    return None
-
-
-def last_boxed(text: str) -> str | None:
-    """The content of the last well-formed ``\\boxed{...}`` or ``\\fbox{...}`` in ``text``.
-
-    Braces are matched, so nested groups (``\\boxed{\\frac{1}{2}}``) come back whole. The rare
-    ``\\boxed 5`` form (no braces) gives the following token. Returns ``None`` if there is none.
-
-    Example:
-        >>> last_boxed(r"so $x=\\boxed{\\frac{1}{2}}$ and not \\boxed{3")
-        '\\\\frac{1}{2}'
-        >>> last_boxed("no answer here") is None
-        True
-    """
-    for match in reversed(list(_BOXED.finditer(text))):
-        rest = match.end()
-        while rest < len(text) and text[rest] == " ":
-            rest += 1
-        if rest < len(text) and text[rest] == "{":
-            content = _braced(text, rest)
-        elif rest > match.end():
-            # "\boxed 5$": the token up to whitespace or the closing dollar.
-            content = re.match(r"[^\s$]*", text[rest:]).group(0)  # type: ignore[union-attr]
-        else:
-            content = None
-        if content is not None and content.strip():
-            return content.strip()
-    return None
-
 
 _CALCULATOR_NOTE = re.compile(r"<<[^\n]*?>>")
 _FINAL_LINE = re.compile(r"^####[ \t]*(.*?)[ \t]*$", re.MULTILINE)

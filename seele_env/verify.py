@@ -1,0 +1,650 @@
+"""The verifier: extract a model's final answer and compare it with the gold one via math-verify.
+
+Guarantees (see ``docs/verifier.md``):
+
+* :meth:`Verifier.verify` never raises for any input and works from any thread; every failure
+  becomes a :class:`Verdict` with ``correct=False`` and a short ``error``.
+* math-verify runs in persistent worker subprocesses with a hard per-call timeout: a call that
+  runs past ``timeout_s`` gets its worker killed and a timeout verdict.
+* Inputs are size-capped, workers are memory-capped, and model text is never ``eval``-ed or
+  ``sympify``-ed: only math-verify's LaTeX parser sees the (bounded) extracted answer.
+
+Example:
+    >>> from seele_env.verify import Verifier, extract_answer
+    >>> extract_answer(r"so $x = 4$, and the total is \\boxed{18}.")
+    ('18', 'boxed')
+    >>> with Verifier(timeout_s=5.0) as verifier:
+    ...     verifier.verify("18", r"... the total is \\boxed{18}.").correct
+    True
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+import time
+import weakref
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from seele_env._verify_worker import (
+    MAX_INFLIGHT_BYTES,
+    MAX_INFLIGHT_ITEMS,
+    STARTUP_TIMEOUT_S,
+    WorkerDied,
+    WorkerPool,
+    WorkerProcess,
+    make_request,
+    wait_readable,
+)
+from seele_env.latex import last_boxed
+
+__all__ = ["Verdict", "Verifier", "extract_answer", "verify"]
+
+# ---------------------------------------------------------------------------------------------
+# Verdict
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The result of checking one completion against a gold answer.
+
+    Attributes:
+        correct: Whether the extracted answer is mathematically equal to the gold answer.
+        extracted_answer: What :func:`extract_answer` found (before cleanup), ``None`` if nothing.
+        error: ``None`` when the check ran normally; else a short reason, e.g.
+            ``"timeout after 5.0s"``, ``"no answer found"``, ``"completion too long: ... chars"``,
+            ``"gold answer did not parse: ..."``, ``"worker crashed: ..."``. ``correct`` is
+            ``False`` whenever ``error`` is set.
+        formatted: The answer was given in an explicit answer format (``\\boxed{}`` or
+            ``<answer>...</answer>``), for an optional format reward.
+    """
+
+    correct: bool
+    extracted_answer: str | None
+    error: str | None
+    formatted: bool
+
+    def reward(self, format_weight: float = 0.0) -> float:
+        """The scalar reward: 1 if correct, plus ``format_weight`` if the answer was formatted.
+
+        Args:
+            format_weight: Bonus for an explicitly formatted answer (0 disables the format reward).
+
+        Example:
+            >>> Verdict(False, "3", None, True).reward(format_weight=0.1)
+            0.1
+        """
+        return float(self.correct) + format_weight * float(self.formatted)
+
+
+# ---------------------------------------------------------------------------------------------
+# Answer extraction (pure, bounded time)
+# ---------------------------------------------------------------------------------------------
+
+# Only plain literals or fixed-width classes inside these patterns: no nested quantifiers,
+# so matching is linear in the input.
+_THE_ANSWER_IS_RE = re.compile(r"the\s+(?:final\s+)?answer\s+is\b:?", re.IGNORECASE)
+_FORMATTED_METHODS = frozenset({"boxed", "answer_tag"})
+
+
+def _last_answer_tag(text: str) -> str | None:
+    lower = text.lower()
+    end = lower.rfind("</answer>")
+    if end < 0:
+        return None
+    start = lower.rfind("<answer>", 0, end)
+    if start < 0:
+        return None
+    content = text[start + len("<answer>") : end].strip()
+    return content or None
+
+
+def _rest_of_sentence(text: str) -> str | None:
+    """The text up to the end of the line, cut at a sentence end (". " but not "3.5")."""
+    line = text.split("\n", 1)[0]
+    cut = re.search(r"\.\s", line)
+    if cut:
+        line = line[: cut.start()]
+    line = line.strip().rstrip(".").strip()
+    return line or None
+
+
+def _last_the_answer_is(text: str) -> str | None:
+    last = None
+    for last in _THE_ANSWER_IS_RE.finditer(text):  # noqa: B007 - we want the last match
+        pass
+    if last is None:
+        return None
+    return _rest_of_sentence(text[last.end() :])
+
+
+def _last_hashes(text: str) -> str | None:
+    pos = text.rfind("####")
+    if pos < 0:
+        return None
+    return _rest_of_sentence(text[pos + 4 :])
+
+
+_EXTRACTORS = (
+    ("boxed", last_boxed),
+    ("answer_tag", _last_answer_tag),
+    ("the_answer_is", _last_the_answer_is),
+    ("hashes", _last_hashes),
+)
+
+
+def extract_answer(completion: str) -> tuple[str | None, str | None]:
+    """Find the final answer in a model completion.
+
+    Tried in order, the first method that finds something wins: the last complete ``\\boxed{}``
+    (or ``\\fbox{}``, or ``\\boxed 5`` without braces); else the last ``<answer>...</answer>``;
+    else the text after the last "the answer is" (up to the end of its sentence); else the text
+    after the last ``####``. Pure and linear-time: braces are matched by one scan, and no regex
+    can backtrack catastrophically.
+
+    Args:
+        completion: The model's text.
+
+    Returns:
+        ``(answer, method)`` with ``method`` in ``{"boxed", "answer_tag", "the_answer_is",
+        "hashes"}``, or ``(None, None)`` if nothing was found.
+
+    Example:
+        >>> extract_answer(r"First \\boxed{1}, then \\boxed{\\frac{1}{2}}")
+        ('\\\\frac{1}{2}', 'boxed')
+        >>> extract_answer("The answer is 18. Done.")
+        ('18', 'the_answer_is')
+    """
+    if not isinstance(completion, str):
+        return None, None
+    for method, extractor in _EXTRACTORS:
+        answer = extractor(completion)
+        if answer is not None:
+            return answer, method
+    return None, None
+
+
+# ---------------------------------------------------------------------------------------------
+# Cleanup and wrapping (pure)
+# ---------------------------------------------------------------------------------------------
+
+_PLAIN_NUMBER = r"-?\d[\d,]*(?:\.\d+)?"
+_TEXT_NUMBER_RE = re.compile(
+    r"\\(?:text|textbf|mathrm|mathbf)\{\s*(" + _PLAIN_NUMBER + r")\s*\}", re.ASCII
+)
+# `1,000` and `12,345.5`: math-verify reads a bare `1,2` as the set {1, 2}, so digit groups of
+# exactly three are taken as thousands separators and removed; anything else is left alone.
+_THOUSANDS_RE = re.compile(r"-?\d{1,3}(?:(?:,|\{,\})\d{3})+(?:\.\d+)?", re.ASCII)
+_DOLLARS_RE = re.compile(r"\s*(?:dollars?|USD)$", re.IGNORECASE)
+_DELIMITERS = (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]"))
+
+
+def _clean_answer(answer: str) -> str:
+    """Light cleanup of an answer string before math-verify sees it.
+
+    Removes what math-verify misreads (measured with 0.9.0): markdown bold (``**73**`` parses as
+    a string), a trailing period (``18.`` fails), math delimiters around the whole answer, a
+    dollar sign or "dollars" (``18 dollars`` parses as a product of symbols), ``\\text{}`` around a
+    plain number, and thousands separators.
+    """
+    text = answer.strip()
+    for _ in range(4):  # a few passes: "**$18$.**" needs several layers removed
+        before = text
+        text = text.replace("**", "").strip()
+        text = text.rstrip(".").strip()
+        for left, right in _DELIMITERS:
+            if (
+                len(text) > len(left) + len(right)
+                and text.startswith(left)
+                and text.endswith(right)
+            ):
+                text = text[len(left) : -len(right)].strip()
+        text = text.replace("\\$", "")
+        if text.startswith("$") and text.count("$") == 1:  # "$18": a currency sign, not math
+            text = text[1:]
+        text = _DOLLARS_RE.sub("", text).strip()
+        if text == before:
+            break
+    text = _TEXT_NUMBER_RE.sub(r"\1", text)
+    if _THOUSANDS_RE.fullmatch(text):
+        text = text.replace("{,}", "").replace(",", "")
+    return text
+
+
+def _to_latex(answer: str) -> str:
+    """Wrap an answer for math-verify: bare answers such as ``(1,2]``, ``\\{1,2\\}``, ``x=5`` or
+    ``\\text{13}`` parse to nothing or to the wrong thing without a LaTeX anchor around them."""
+    return "\\boxed{" + answer + "}"
+
+
+def _gold_latex(gold: str) -> str:
+    """The gold answer as math-verify input (a gold given as ``\\boxed{...}`` is unwrapped)."""
+    boxed = last_boxed(gold)
+    return _to_latex(_clean_answer(boxed if boxed is not None else gold))
+
+
+# ---------------------------------------------------------------------------------------------
+# Verifier
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Prepared:
+    """An item after the parent-side work: either a final verdict or a request for a worker."""
+
+    verdict: Verdict | None
+    gold: str = ""
+    pred: str = ""
+    extracted: str | None = None
+    formatted: bool = False
+
+
+def _error(extracted: str | None, formatted: bool, error: str) -> Verdict:
+    return Verdict(correct=False, extracted_answer=extracted, error=error, formatted=formatted)
+
+
+class Verifier:
+    """Checks completions against gold answers with math-verify, safely.
+
+    Workers are started lazily on the first call; :meth:`verify` uses one, :meth:`verify_batch`
+    grows the pool to ``num_workers``. After :meth:`close` the verifier stays usable and restarts
+    workers lazily. A verifier can be pickled or deep-copied (the copy starts its own workers).
+
+    Args:
+        timeout_s: Hard limit in seconds on math-verify's work for one item. A worker that runs
+            longer is killed and replaced. Worker start-up (~0.5 s) is not counted.
+        max_completion_chars: Longer completions are not checked (``correct=False`` with an
+            error). 200,000 chars is ~50k tokens: above normal RL completions (up to ~32k tokens),
+            below pathological repetition loops.
+        max_answer_chars: Longer extracted (or gold) answers are not checked: a final answer is
+            short, and parse time grows with length.
+        num_workers: Worker processes for :meth:`verify_batch` and concurrent callers; default
+            ``os.cpu_count()``.
+        max_memory_mb: Address-space cap per worker (``RLIMIT_AS``; ignored where the
+            ``resource`` module is missing). ``None`` disables it. An idle worker uses ~70 MB.
+
+    Example:
+        >>> verifier = Verifier(timeout_s=2.0)
+        >>> verifier.verify("\\\\frac{1}{2}", "The answer is 0.5.").correct
+        True
+        >>> verifier.close()
+    """
+
+    def __init__(
+        self,
+        timeout_s: float = 5.0,
+        max_completion_chars: int = 200_000,
+        max_answer_chars: int = 1_000,
+        num_workers: int | None = None,
+        max_memory_mb: int | None = 1_024,
+    ) -> None:
+        if (
+            isinstance(timeout_s, bool)
+            or not isinstance(timeout_s, (int, float))
+            or not (0 < timeout_s < float("inf"))
+        ):
+            raise ValueError(
+                f"timeout_s must be a finite number > 0, got {timeout_s!r}; e.g. timeout_s=5.0."
+            )
+        for name, value, example in (
+            ("max_completion_chars", max_completion_chars, 200_000),
+            ("max_answer_chars", max_answer_chars, 1_000),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be an int >= 1, got {value!r}; e.g. {example}.")
+        if num_workers is None:
+            num_workers = os.cpu_count() or 1
+        if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 1:
+            raise ValueError(
+                f"num_workers must be an int >= 1 or None (= os.cpu_count()), got {num_workers!r}."
+            )
+        if max_memory_mb is not None and (
+            isinstance(max_memory_mb, bool)
+            or not isinstance(max_memory_mb, int)
+            or max_memory_mb < 256
+        ):
+            raise ValueError(
+                f"max_memory_mb must be an int >= 256 (a worker needs ~70 MB plus headroom for "
+                f"sympy) or None to disable the cap, got {max_memory_mb!r}."
+            )
+        self.timeout_s = float(timeout_s)
+        self.max_completion_chars = max_completion_chars
+        self.max_answer_chars = max_answer_chars
+        self.num_workers = num_workers
+        self.max_memory_mb = max_memory_mb
+        self._start_pool()
+
+    def _start_pool(self) -> None:
+        self._pool = WorkerPool(self.num_workers, self.max_memory_mb)
+        # Closes the workers when the verifier is garbage-collected or the interpreter exits;
+        # refers to the pool only, so it does not keep the verifier alive.
+        self._finalizer = weakref.finalize(self, self._pool.close)
+
+    # -- pickling: worker handles are dropped and restart lazily ------------------------------
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        del state["_pool"], state["_finalizer"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._start_pool()
+
+    def __repr__(self) -> str:
+        return (
+            f"Verifier(timeout_s={self.timeout_s}, max_completion_chars="
+            f"{self.max_completion_chars}, max_answer_chars={self.max_answer_chars}, "
+            f"num_workers={self.num_workers}, max_memory_mb={self.max_memory_mb})"
+        )
+
+    def __enter__(self) -> Verifier:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the idle workers now (busy ones stop when their call ends). Reuse restarts them."""
+        self._pool.close()
+
+    # -- parent-side preparation ---------------------------------------------------------------
+
+    def _prepare(self, gold: object, completion: object) -> _Prepared:
+        if not isinstance(completion, str):
+            msg = f"completion must be a str, got {type(completion).__name__}"
+            return _Prepared(_error(None, False, msg))
+        if not isinstance(gold, str):
+            return _Prepared(_error(None, False, f"gold must be a str, got {type(gold).__name__}"))
+        if len(completion) > self.max_completion_chars:
+            msg = f"completion too long: {len(completion)} chars > {self.max_completion_chars}"
+            return _Prepared(_error(None, False, msg))
+        if len(gold) > self.max_answer_chars:
+            msg = f"gold answer too long: {len(gold)} chars > {self.max_answer_chars}"
+            return _Prepared(_error(None, False, msg))
+        extracted, method = extract_answer(completion)
+        formatted = method in _FORMATTED_METHODS
+        if extracted is None:
+            return _Prepared(_error(None, False, "no answer found"))
+        if len(extracted) > self.max_answer_chars:
+            msg = f"answer too long: {len(extracted)} chars > {self.max_answer_chars}"
+            return _Prepared(_error(extracted, formatted, msg))
+        if not gold.strip():
+            return _Prepared(_error(extracted, formatted, "gold answer did not parse: empty"))
+        pred = _clean_answer(extracted)
+        if not pred:
+            return _Prepared(_error(extracted, formatted, "no answer found"))
+        return _Prepared(None, _gold_latex(gold), _to_latex(pred), extracted, formatted)
+
+    @staticmethod
+    def _finish(item: _Prepared, message: dict[str, Any]) -> Verdict:
+        error = message.get("e")
+        correct = bool(message.get("c")) and error is None
+        return Verdict(correct, item.extracted, error, item.formatted)
+
+    # -- single call ---------------------------------------------------------------------------
+
+    def verify(self, gold: str, completion: str) -> Verdict:
+        """Check one completion against one gold answer.
+
+        Never raises for any input, works from any thread, and returns within about
+        ``timeout_s`` of math-verify time (plus worker start-up on the first call).
+
+        Args:
+            gold: The gold final answer, bare (``\\frac{1}{2}``, ``(1,2]``) or boxed.
+            completion: The model's text.
+
+        Returns:
+            A :class:`Verdict`.
+        """
+        item = self._prepare(gold, completion)
+        if item.verdict is not None:
+            return item.verdict
+        try:
+            worker = self._pool.acquire()
+        except Exception as exc:  # e.g. cannot fork: out of processes or memory
+            return _error(item.extracted, item.formatted, f"worker failed to start: {exc}")
+        assert worker is not None
+        healthy = False
+        try:
+            worker.wait_ready()
+            request_id, payload = make_request(worker, item.gold, item.pred)
+            worker.send(payload)
+            message = worker.wait_message(time.monotonic() + self.timeout_s)
+            if message is None:
+                return _error(item.extracted, item.formatted, f"timeout after {self.timeout_s}s")
+            if message.get("i") != request_id:
+                msg = f"worker crashed: out-of-order reply {message!r}"
+                return _error(item.extracted, item.formatted, msg)
+            healthy = True
+            return self._finish(item, message)
+        except WorkerDied as exc:
+            return _error(item.extracted, item.formatted, f"worker crashed: {exc}")
+        except Exception as exc:  # a garbled reply: count it as a crash, not the caller's problem
+            msg = f"worker crashed: {type(exc).__name__}: {exc}"
+            return _error(item.extracted, item.formatted, msg)
+        finally:
+            # On timeout, crash or KeyboardInterrupt the worker's state is unknown: kill it,
+            # a fresh one starts lazily on the next call.
+            self._pool.release(worker, healthy)
+
+    # -- batch ---------------------------------------------------------------------------------
+
+    def verify_batch(self, golds: Sequence[str], completions: Sequence[str]) -> list[Verdict]:
+        """Check many completions using up to ``num_workers`` worker processes.
+
+        Items are streamed to the workers a few at a time; each item has its own hard
+        ``timeout_s`` (counted from when its worker starts on it). A worker that times out or
+        crashes is replaced and its remaining items resubmitted, so one bad item costs only
+        its own verdict.
+
+        Args:
+            golds: Gold answers, one per completion.
+            completions: Model texts.
+
+        Returns:
+            One :class:`Verdict` per input, in input order.
+
+        Raises:
+            ValueError: If the two sequences differ in length (a caller bug, not a bad input).
+        """
+        if len(golds) != len(completions):
+            raise ValueError(
+                f"verify_batch needs one gold per completion, got {len(golds)} golds and "
+                f"{len(completions)} completions; repeat each gold for its group of completions."
+            )
+        prepared = [self._prepare(g, c) for g, c in zip(golds, completions, strict=True)]
+        results: list[Verdict | None] = [p.verdict for p in prepared]
+        todo = deque(i for i, p in enumerate(prepared) if p.verdict is None)
+        if not todo:
+            return results  # type: ignore[return-value]
+        try:
+            workers = [self._pool.acquire()]
+        except Exception as exc:
+            for i in todo:
+                results[i] = _error(
+                    prepared[i].extracted, prepared[i].formatted, f"worker failed to start: {exc}"
+                )
+            return results  # type: ignore[return-value]
+        try:
+            while len(workers) < min(self.num_workers, len(todo)):
+                extra = self._pool.acquire(block=False)
+                if extra is None:
+                    break
+                workers.append(extra)
+        except Exception:
+            pass  # run with the workers we have
+        _BatchRun(self, prepared, results, todo, workers).run()
+        return results  # type: ignore[return-value]
+
+
+@dataclass
+class _InFlight:
+    index: int
+    request_id: int
+    sent_at: float
+    size: int
+
+
+class _BatchRun:
+    """The event loop of one :meth:`Verifier.verify_batch` call over the workers it holds."""
+
+    def __init__(
+        self,
+        verifier: Verifier,
+        prepared: list[_Prepared],
+        results: list[Verdict | None],
+        todo: deque[int],
+        workers: list[WorkerProcess | None],
+    ) -> None:
+        self.verifier = verifier
+        self.pool = verifier._pool
+        self.prepared = prepared
+        self.results = results
+        self.todo = todo
+        self.workers = workers
+        self.inflight: dict[int, deque[_InFlight]] = {id(w): deque() for w in workers}
+        self.last_message: dict[int, float] = {}
+
+    def _fail(self, index: int, error: str) -> None:
+        item = self.prepared[index]
+        self.results[index] = _error(item.extracted, item.formatted, error)
+
+    def _drop(self, slot: int, error: str) -> None:
+        """Worker in ``slot`` failed: its current item gets ``error``, the rest go back in the
+        queue (front, in order), and a fresh worker takes the slot."""
+        worker = self.workers[slot]
+        assert worker is not None
+        queue = self.inflight.pop(id(worker))
+        self.last_message.pop(id(worker), None)
+        if queue:
+            self._fail(queue.popleft().index, error)
+            self.todo.extendleft(reversed([entry.index for entry in queue]))
+        try:
+            fresh = self.pool.replace(worker)
+        except Exception:
+            with self.pool.cond:
+                self.pool.live -= 1
+                self.pool.cond.notify()
+            fresh = None
+        self.workers[slot] = fresh
+        if fresh is not None:
+            self.inflight[id(fresh)] = deque()
+
+    def _fill(self, slot: int, now: float) -> None:
+        worker = self.workers[slot]
+        assert worker is not None
+        queue = self.inflight[id(worker)]
+        payloads = []
+        inflight_bytes = sum(entry.size for entry in queue)
+        while self.todo and len(queue) < MAX_INFLIGHT_ITEMS:
+            item = self.prepared[self.todo[0]]
+            request_id, payload = make_request(worker, item.gold, item.pred)
+            if queue and inflight_bytes + len(payload) > MAX_INFLIGHT_BYTES:
+                worker.next_id -= 1
+                break
+            queue.append(_InFlight(self.todo.popleft(), request_id, now, len(payload)))
+            inflight_bytes += len(payload)
+            payloads.append(payload)
+        if payloads:
+            worker.send(b"".join(payloads))
+
+    def _deadline(self, worker: WorkerProcess) -> float | None:
+        queue = self.inflight[id(worker)]
+        if not queue:
+            return None
+        if not worker.ready:
+            return worker.started_at + STARTUP_TIMEOUT_S
+        started = max(queue[0].sent_at, self.last_message.get(id(worker), 0.0))
+        return started + self.verifier.timeout_s
+
+    def run(self) -> None:
+        try:
+            self._loop()
+        finally:
+            for worker in self.workers:
+                if worker is not None:
+                    # A worker with nothing in flight is clean even if the loop was interrupted.
+                    clean = not self.inflight.get(id(worker))
+                    self.pool.release(worker, clean)
+
+    def _loop(self) -> None:
+        timeout_s = self.verifier.timeout_s
+        while True:
+            now = time.monotonic()
+            for slot, worker in enumerate(self.workers):
+                if worker is not None:
+                    try:
+                        self._fill(slot, now)
+                    except WorkerDied as exc:
+                        self._drop(slot, f"worker crashed: {exc}")
+            if not any(self.inflight.get(id(w)) for w in self.workers if w is not None):
+                if self.todo:  # every worker slot was lost and none could be restarted
+                    for index in self.todo:
+                        self._fail(index, "worker failed to start")
+                    self.todo.clear()
+                return
+            busy = {w.fd: slot for slot, w in enumerate(self.workers) if w and self.inflight[id(w)]}
+            deadlines = [self._deadline(self.workers[slot]) for slot in busy.values()]  # type: ignore[arg-type]
+            wait = max(0.0, min(d for d in deadlines if d is not None) - time.monotonic())
+            readable = wait_readable(list(busy), wait)
+            now = time.monotonic()
+            for fd in readable:
+                slot = busy[fd]
+                worker = self.workers[slot]
+                assert worker is not None
+                try:
+                    was_ready = worker.ready
+                    messages = worker.read_available()
+                    if worker.ready and not was_ready:
+                        self.last_message[id(worker)] = now
+                    queue = self.inflight[id(worker)]
+                    for message in messages:
+                        entry = queue.popleft()
+                        if message.get("i") != entry.request_id:
+                            raise WorkerDied(f"out-of-order reply {message!r}")
+                        self.results[entry.index] = Verifier._finish(
+                            self.prepared[entry.index], message
+                        )
+                        self.last_message[id(worker)] = now
+                except (WorkerDied, ValueError, IndexError) as exc:
+                    self._drop(slot, f"worker crashed: {exc}")
+            for slot, worker in enumerate(self.workers):
+                if worker is None or not self.inflight.get(id(worker)):
+                    continue
+                deadline = self._deadline(worker)
+                if deadline is not None and now >= deadline:
+                    reason = (
+                        f"timeout after {timeout_s}s"
+                        if worker.ready
+                        else f"worker crashed: did not start within {STARTUP_TIMEOUT_S:.0f}s"
+                    )
+                    self._drop(slot, reason)
+
+
+# ---------------------------------------------------------------------------------------------
+# Module-level convenience
+# ---------------------------------------------------------------------------------------------
+
+_default_verifier: Verifier | None = None
+_default_lock = threading.Lock()
+
+
+def verify(gold: str, completion: str) -> Verdict:
+    """Check one completion with a shared, lazily created default :class:`Verifier`.
+
+    Example:
+        >>> verify("18", "#### 18").correct
+        True
+    """
+    global _default_verifier
+    if _default_verifier is None:
+        with _default_lock:
+            if _default_verifier is None:
+                _default_verifier = Verifier()
+    return _default_verifier.verify(gold, completion)
