@@ -1,0 +1,289 @@
+"""MathHintEnv: the Gymnasium contract, real data, vector envs and every error path."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import warnings
+
+import gymnasium as gym
+import pytest
+from gymnasium.utils.env_checker import check_env
+from test_hints import TinyChat, WhitespaceTokenizer
+
+import seele_env  # noqa: F401  (registers the environments)
+from seele_env import EnvUsageError, HintError, MathHintEnv, Problem, Verifier
+from seele_env.errors import SeeleError
+
+INFO_AFTER_RESET = {
+    "problem_id", "hint_rate", "requested_hint_rate", "hint_len", "n_units", "hint_unit",
+    "hint_text", "placement", "prompt", "source",
+}  # fmt: skip
+INFO_AFTER_STEP = INFO_AFTER_RESET | {"correct", "extracted_answer", "verify_error", "formatted"}
+
+PROBLEMS = [
+    Problem("p1", "What is 2 + 3?", "5", "Step 1: 2 + 3 = 5.\nStep 2: The answer is \\boxed{5}."),
+    Problem("p2", "What is 10 - 4?", "6", "Step 1: 10 - 4 = 6\nStep 2: So \\boxed{6}"),
+    Problem("answer-only", "Find the number.", "42", None),
+]
+
+
+@pytest.fixture(scope="module")
+def verifier():
+    with Verifier(timeout_s=10.0) as v:
+        yield v
+
+
+@pytest.fixture
+def env(verifier):
+    env = MathHintEnv(problems=PROBLEMS, verifier=verifier, template="plain")
+    yield env
+    env.close()
+
+
+def test_make_with_no_arguments_runs_an_episode() -> None:
+    env = gym.make("seele/MathHint-v0")
+    obs, info = env.reset(seed=3)
+    assert isinstance(obs, str) and obs.startswith("A conversation between User and Assistant")
+    assert set(info) == INFO_AFTER_RESET
+    assert info["hint_len"] == 0 and info["hint_text"] == "" and obs == info["prompt"]
+    answer = env.unwrapped.problems.get(info["problem_id"]).answer
+    obs2, reward, terminated, truncated, info = env.step(f"So it is \\boxed{{{answer}}}.")
+    assert (obs2, reward, terminated, truncated) == ("", 1.0, True, False)
+    assert set(info) == INFO_AFTER_STEP
+    assert info["correct"] is True and info["extracted_answer"] == answer
+    assert info["verify_error"] is None
+    env.close()
+
+
+def test_make_with_module_prefix_in_a_fresh_interpreter() -> None:
+    code = (
+        "import gymnasium as gym, sys\n"
+        "env = gym.make('seele_env:seele/MathHint-v0')\n"
+        "obs, info = env.reset(seed=0)\n"
+        "assert 'torch' not in sys.modules and 'transformers' not in sys.modules\n"
+        "print(info['problem_id'])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("procedural/")
+
+
+def test_response_hint_prefixes_the_observation_and_counts_for_the_answer(env) -> None:
+    obs, info = env.reset(options={"problem_id": "p1", "hint_rate": 0.5})
+    assert info["n_units"] == 2 and info["hint_len"] == 1 and info["hint_rate"] == 0.5
+    assert info["hint_text"] == "Step 1: 2 + 3 = 5.\n"
+    assert obs == "Problem: What is 2 + 3?\nSolution:\nStep 1: 2 + 3 = 5.\n"
+    assert obs == info["prompt"] + info["hint_text"]
+    # At rate 1 the whole solution, answer included, is given: an empty completion is right.
+    env.reset(options={"problem_id": "p1", "hint_rate": 1.0})
+    assert env.step("")[1] == 1.0
+    # A completion's own later answer wins over the hint's.
+    env.reset(options={"problem_id": "p1", "hint_rate": 1.0})
+    _, reward, *_, info = env.step(" Wait, no: \\boxed{7}")
+    assert reward == 0.0 and info["extracted_answer"] == "7"
+
+
+def test_prompt_placement_puts_the_hint_in_the_prompt(verifier) -> None:
+    env = MathHintEnv(problems=PROBLEMS, verifier=verifier, placement="prompt", template="plain")
+    obs, info = env.reset(options={"problem_id": "p2", "hint_rate": 1.0})
+    assert obs == info["prompt"] and "Step 2: So \\boxed{6}" in obs
+    assert env.step("")[1] == 0.0  # the completion itself must give the answer
+    env.reset(options={"problem_id": "p2", "hint_rate": 1.0})
+    assert env.step("<answer>6</answer>")[1] == 1.0
+
+
+def test_realised_hint_rate_is_reported(env) -> None:
+    _, info = env.reset(options={"problem_id": "p1", "hint_rate": 0.3})
+    assert info["requested_hint_rate"] == 0.3
+    assert info["hint_len"] == 1 and info["hint_rate"] == 0.5  # round(0.3·2) = 1 of 2 units
+
+
+def test_answer_only_problems_work_without_hints_and_refuse_hints(env) -> None:
+    _, info = env.reset(options={"problem_id": "answer-only"})
+    assert info["n_units"] == 0 and info["hint_rate"] == 0.0
+    assert env.step("\\boxed{42}")[1] == 1.0
+    with pytest.raises(HintError, match="'answer-only', which has no reference solution"):
+        env.reset(options={"problem_id": "answer-only", "hint_rate": 0.5})
+
+
+def test_format_reward(verifier) -> None:
+    env = MathHintEnv(problems=PROBLEMS, verifier=verifier, format_reward=0.1)
+    env.reset(options={"problem_id": "p2"})
+    assert env.step("\\boxed{5}")[1] == pytest.approx(0.1)  # formatted but wrong
+    env.reset(options={"problem_id": "p2"})
+    assert env.step("The answer is 6")[1] == pytest.approx(1.0)  # right, not in a box
+    env.reset(options={"problem_id": "p2"})
+    assert env.step("\\boxed{6}")[1] == pytest.approx(1.1)
+
+
+def test_same_seed_same_problem_and_info() -> None:
+    env = MathHintEnv()
+    first = env.reset(seed=11, options={"hint_rate": 0.5})
+    ids = {env.reset()[1]["problem_id"] for _ in range(20)}
+    assert env.reset(seed=11, options={"hint_rate": 0.5}) == first
+    assert len(ids) > 10  # unseeded resets go on drawing different problems
+    env.close()
+
+
+def test_check_env_passes() -> None:
+    env = gym.make("seele/MathHint-v0", render_mode="ansi").unwrapped  # with a spec: all checks
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # any checker warning fails the test
+        check_env(env, skip_render_check=False)
+    env.close()
+
+
+def test_unicode_actions_are_in_the_action_space(env) -> None:
+    text = "∫ x² dx = x³/3 — so \\boxed{5} 🎉"
+    assert env.action_space.contains(text) and env.observation_space.contains("")
+    env.reset(options={"problem_id": "p1"})
+    assert env.step(text)[1] == 1.0
+
+
+def test_render_ansi(verifier) -> None:
+    env = MathHintEnv(problems=PROBLEMS, verifier=verifier, render_mode="ansi")
+    env.reset(options={"problem_id": "p1"})
+    env.step("\\boxed{5}")
+    text = env.render()
+    assert "What is 2 + 3?" in text and "\\boxed{5}" in text and "[reward 1.0]" in text
+
+
+# -- real data -----------------------------------------------------------------------------------
+
+
+def test_gsm8k_episode_on_real_data(shared_data) -> None:
+    env = gym.make(
+        "seele/MathHint-v0",
+        dataset="gsm8k",
+        data_path=shared_data / "gsm8k",
+        split="test",
+        hint_unit="steps",
+        placement="response",
+        template="r1",
+    )
+    _, info = env.reset(options={"problem_id": "gsm8k/test/0", "hint_rate": 0.5})
+    assert info["n_units"] == 2 and info["hint_len"] == 1
+    assert info["hint_text"] == "Janet sells 16 - 3 - 4 = 9 duck eggs a day.\n"
+    _, reward, *_, info = env.step("She makes 9 * 2 = 18 dollars.\n#### 18")
+    assert reward == 1.0 and info["extracted_answer"] == "18"
+    env.close()
+
+
+def test_math500_token_units_and_chat_template(shared_data) -> None:
+    tok = WhitespaceTokenizer()
+    env = MathHintEnv(
+        dataset="math500",
+        data_path=shared_data / "math500",
+        split="test",
+        hint_unit="tokens",
+        template="chat",
+        tokenizer=_ChatAndTokens(tok),
+    )
+    obs, info = env.reset(seed=0, options={"hint_rate": 0.25})
+    problem = env.problems.get(info["problem_id"])
+    assert info["n_units"] == len(tok.encode(problem.solution))
+    assert problem.solution.startswith(info["hint_text"])
+    assert obs.startswith("<|user|>") and obs.endswith("<|assistant|>" + info["hint_text"])
+    env.close()
+
+
+class _ChatAndTokens(WhitespaceTokenizer, TinyChat):
+    def __init__(self, tok: WhitespaceTokenizer) -> None:
+        self.vocab, self.inverse = tok.vocab, tok.inverse
+
+
+def test_aime25_is_answer_only(shared_data) -> None:
+    env = MathHintEnv(dataset="aime25", data_path=shared_data / "aime25", split="test")
+    _, info = env.reset(seed=0)
+    assert info["n_units"] == 0
+    with pytest.raises(HintError, match="no reference solution"):
+        env.reset(seed=0, options={"hint_rate": 0.5})
+    env.close()
+
+
+# -- vector envs ---------------------------------------------------------------------------------
+
+
+def test_sync_vector_env() -> None:
+    envs = gym.make_vec("seele/MathHint-v0", num_envs=2, vectorization_mode="sync")
+    obs, infos = envs.reset(seed=0, options={"hint_rate": 0.5})
+    assert isinstance(obs, tuple) and all(o.startswith("A conversation") for o in obs)
+    assert len(set(infos["problem_id"])) == 2
+    _, rewards, terminated, _, _ = envs.step(("\\boxed{0}", "no idea"))
+    assert terminated.all() and rewards.shape == (2,)
+    envs.close()
+
+
+def test_async_vector_env_needs_shared_memory_off() -> None:
+    """Regression: with gymnasium's default shared_memory=True, Text observations come back as
+    '0' * max_length. With shared_memory=False the real prompts arrive (DESIGN.md, section 2)."""
+    envs = gym.make_vec(
+        "seele/MathHint-v0",
+        num_envs=2,
+        vectorization_mode="async",
+        vector_kwargs={"shared_memory": False},
+    )
+    obs, infos = envs.reset(seed=0)
+    assert all(o.startswith("A conversation between User and Assistant") for o in obs)
+    answers = [
+        envs.call("problems")[i].get(pid).answer for i, pid in enumerate(infos["problem_id"])
+    ]
+    _, rewards, terminated, _, infos = envs.step(tuple(f"\\boxed{{{a}}}" for a in answers))
+    assert rewards.tolist() == [1.0, 1.0] and terminated.all()
+    envs.close()
+
+
+# -- errors ---------------------------------------------------------------------------------------
+
+
+def test_step_before_reset_and_after_the_episode(env) -> None:
+    with pytest.raises(EnvUsageError, match=r"call reset\(\) first"):
+        env.step("x")
+    env.reset()
+    env.step("x")
+    with pytest.raises(EnvUsageError, match=r"reset\(\) again after each step"):
+        env.step("x")
+
+
+@pytest.mark.parametrize("action", [None, 5, ["\\boxed{5}"], b"\\boxed{5}"])
+def test_non_string_action(env, action) -> None:
+    env.reset()
+    with pytest.raises(EnvUsageError, match="must be the model's completion as a str"):
+        env.step(action)
+
+
+def test_unknown_problem_id_suggests_a_close_one(env) -> None:
+    with pytest.raises(SeeleError, match="p11") as excinfo:
+        env.reset(options={"problem_id": "p11"})
+    assert "p1" in str(excinfo.value)
+
+
+@pytest.mark.parametrize("rate", [-0.1, 1.5, float("nan"), "0.5"])
+def test_hint_rate_outside_unit_interval(env, rate) -> None:
+    with pytest.raises(HintError, match="hint_rate"):
+        env.reset(options={"hint_rate": rate})
+
+
+def test_unknown_reset_option(env) -> None:
+    with pytest.raises(EnvUsageError, match="Did you mean 'hint_rate'"):
+        env.reset(options={"hint_rte": 0.5})
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"placement": "middle"}, "placement='middle'"),
+        ({"template": "qwen"}, "template='qwen'"),
+        ({"template": "chat"}, "needs a tokenizer with apply_chat_template"),
+        ({"hint_unit": "tokens"}, "needs a tokenizer with encode"),
+        ({"hint_unit": "words"}, "hint_unit='words'"),
+        ({"default_hint_rate": 2.0}, "hint_rate=2.0"),
+        ({"render_mode": "human"}, "render_mode='human'"),
+        ({"problems": []}, "no problems"),
+    ],
+)
+def test_bad_constructor_arguments(kwargs, message) -> None:
+    kwargs.setdefault("problems", PROBLEMS)
+    with pytest.raises(SeeleError, match=message):
+        MathHintEnv(**kwargs)
