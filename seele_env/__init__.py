@@ -15,6 +15,7 @@ from seele_env.hints import hint_length, render_prompt, split_units
 from seele_env.loaders import ProblemSet, load_problems
 from seele_env.problems import Problem
 from seele_env.procedural import generate_problems
+from seele_env.vector import make_vec
 from seele_env.verify import Verdict, Verifier, extract_answer
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "generate_problems",
     "hint_length",
     "load_problems",
+    "make_vec",
     "render_prompt",
     "split_units",
 ]

@@ -12,7 +12,7 @@ from gymnasium.utils.env_checker import check_env
 from test_hints import TinyChat, WhitespaceTokenizer
 
 import seele_env  # noqa: F401  (registers the environments)
-from seele_env import EnvUsageError, HintError, MathHintEnv, Problem, Verifier
+from seele_env import EnvUsageError, HintError, MathHintEnv, Problem, Verifier, make_vec
 from seele_env.errors import SeeleError
 
 INFO_AFTER_RESET = {
@@ -215,23 +215,50 @@ def test_sync_vector_env() -> None:
     envs.close()
 
 
-def test_async_vector_env_needs_shared_memory_off() -> None:
-    """Regression: with gymnasium's default shared_memory=True, Text observations come back as
-    '0' * max_length. With shared_memory=False the real prompts arrive (DESIGN.md, section 2)."""
-    envs = gym.make_vec(
-        "seele/MathHint-v0",
-        num_envs=2,
-        vectorization_mode="async",
-        vector_kwargs={"shared_memory": False},
+def _answers(envs, infos) -> tuple[str, ...]:
+    problems = envs.call("problems")
+    return tuple(
+        f"\\boxed{{{problems[i].get(pid).answer}}}" for i, pid in enumerate(infos["problem_id"])
     )
-    obs, infos = envs.reset(seed=0)
-    assert all(o.startswith("A conversation between User and Assistant") for o in obs)
-    answers = [
-        envs.call("problems")[i].get(pid).answer for i, pid in enumerate(infos["problem_id"])
-    ]
-    _, rewards, terminated, _, infos = envs.step(tuple(f"\\boxed{{{a}}}" for a in answers))
-    assert rewards.tolist() == [1.0, 1.0] and terminated.all()
+
+
+@pytest.mark.parametrize("vectorization_mode", ["sync", "async"])
+def test_make_vec_over_many_reset_step_rounds(vectorization_mode) -> None:
+    """Regression: each round is reset(options) then step(actions); every step must really step.
+
+    In gymnasium 1.4 AsyncVectorEnv, shared_memory=True returns '0' * max_length for text
+    observations, and with shared_memory=False the default NEXT_STEP autoreset swallows the step
+    after an explicit reset (actions ignored, reward 0). make_vec avoids both.
+    """
+    envs = make_vec(2, vectorization_mode=vectorization_mode)
+    _, infos = envs.reset(seed=0, options={"hint_rate": 0.5})
+    for round_ in range(4):
+        obs, infos = envs.reset(options={"hint_rate": 0.5})
+        assert all(o.startswith("A conversation between User and Assistant") for o in obs)
+        assert (infos["hint_len"] > 0).all()
+        _, rewards, terminated, _, step_infos = envs.step(_answers(envs, infos))
+        assert rewards.tolist() == [1.0, 1.0], round_
+        assert terminated.all() and step_infos["correct"].all()
     envs.close()
+
+
+def test_make_vec_same_step_autoreset_returns_the_next_prompts() -> None:
+    envs = make_vec(2, autoreset_mode="SameStep")
+    _, infos = envs.reset(seed=0)
+    for _ in range(3):
+        obs, rewards, terminated, _, infos_next = envs.step(_answers(envs, infos))
+        assert rewards.tolist() == [1.0, 1.0] and terminated.all()
+        assert infos_next["final_info"]["correct"].all()
+        assert all(o.startswith("A conversation") for o in obs)  # the next episode's prompts
+        infos = infos_next
+    envs.close()
+
+
+def test_make_vec_refuses_the_broken_async_setting() -> None:
+    with pytest.raises(ValueError, match="NEXT_STEP"):
+        make_vec(2, autoreset_mode="NextStep")
+    with pytest.raises(ValueError, match="vectorization_mode='vector_entry_point'"):
+        make_vec(2, vectorization_mode="vector_entry_point")
 
 
 # -- errors ---------------------------------------------------------------------------------------
