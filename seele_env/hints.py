@@ -235,13 +235,18 @@ class SolutionUnits:
     Attributes:
         unit: ``"steps"``, ``"sentences"`` or ``"tokens"``.
         pieces: The units as text. For text units they concatenate to the solution; for tokens
-            each is one token decoded on its own (for display; hints decode the whole prefix).
+            each is its tokens decoded on their own (for display; hints decode the whole prefix).
         token_ids: The solution's token ids for ``unit="tokens"``, else ``None``.
+        token_ends: For ``unit="tokens"``: how many tokens the first ``k + 1`` units hold. A
+            unit is one token, except that the tokens of one multi-byte character (byte-level
+            BPE splits "ö" or "€" over several) form one unit, so no hint ends inside a
+            character.
     """
 
     unit: str
     pieces: tuple[str, ...]
     token_ids: tuple[int, ...] | None = None
+    token_ends: tuple[int, ...] | None = None
     tokenizer: Tokenizer | None = None
 
     @property
@@ -257,9 +262,28 @@ class SolutionUnits:
             )
         if hint_len == 0:
             return ""
-        if self.token_ids is not None and self.tokenizer is not None:
-            return self.tokenizer.decode(list(self.token_ids[:hint_len]))
+        if self.token_ids is not None and self.token_ends is not None and self.tokenizer:
+            return self.tokenizer.decode(list(self.token_ids[: self.token_ends[hint_len - 1]]))
         return "".join(self.pieces[:hint_len])
+
+
+# A UTF-8 character is at most 4 bytes and a byte-level token holds at least one, so the last
+# 4 tokens always contain the start of an unfinished character.
+_UTF8_MAX_BYTES = 4
+
+
+def _token_units(text: str, tokenizer: Tokenizer) -> SolutionUnits:
+    """Token units whose boundaries never fall inside a character (O(n) short decodes)."""
+    ids = _encode(tokenizer, text) if text.strip() else []
+    ends: list[int] = []
+    trust_all = "\ufffd" in text  # the text itself has replacement characters: cannot tell
+    for i in range(1, len(ids) + 1):
+        tail = tokenizer.decode(ids[max(0, i - _UTF8_MAX_BYTES) : i])
+        if trust_all or not tail.endswith("\ufffd") or i == len(ids):
+            ends.append(i)
+    starts = [0, *ends[:-1]]
+    pieces = tuple(tokenizer.decode(ids[a:b]) for a, b in zip(starts, ends, strict=True))
+    return SolutionUnits("tokens", pieces, tuple(ids), tuple(ends), tokenizer)
 
 
 def split_units(
@@ -282,9 +306,7 @@ def split_units(
             f"hint_unit='tokens' needs a tokenizer with encode() and decode(), got {tokenizer!r}; "
             "pass tokenizer=AutoTokenizer.from_pretrained(...) or use hint_unit='steps'."
         )
-    ids = _encode(tokenizer, text) if text.strip() else []
-    pieces = tuple(tokenizer.decode([i]) for i in ids)
-    return SolutionUnits(unit, pieces, tuple(ids), tokenizer)
+    return _token_units(text, tokenizer)
 
 
 def hint_length(hint_rate: float, n_units: int) -> int:

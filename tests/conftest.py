@@ -21,6 +21,34 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+@pytest.fixture(scope="session")
+def hf_tokenizer():
+    """A real Hugging Face fast tokenizer: byte-level BPE trained here on procedural problems
+    (under a second, no downloads), with a small chat template."""
+    transformers = pytest.importorskip("transformers", reason="transformers is not installed")
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    from seele_env import generate_problems
+
+    problems = generate_problems(300, seed=0)
+    corpus = [p.question for p in problems] + [p.solution for p in problems]
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=300,
+        special_tokens=["<|endoftext|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
+    tok.train_from_iterator(corpus, trainer)
+    hf = transformers.PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|endoftext|>")
+    hf.chat_template = (
+        "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}\n{% endfor %}"
+        "{% if add_generation_prompt %}<|assistant|>{% endif %}"
+    )
+    return hf
+
+
 def read_jsonl_rows(path: Path, indices: list[int]) -> list[dict]:
     """Rows at ``indices`` of a JSONL file, read directly (independent of our loaders)."""
     wanted, rows = set(indices), {}

@@ -188,6 +188,17 @@ def test_math500_token_units_and_chat_template(shared_data) -> None:
     env.close()
 
 
+def test_real_tokenizer_token_units_and_chat_template(hf_tokenizer) -> None:
+    env = MathHintEnv(hint_unit="tokens", template="chat", tokenizer=hf_tokenizer, num_problems=50)
+    for seed in range(20):
+        obs, info = env.reset(seed=seed, options={"hint_rate": 0.5})
+        solution = env.problems.get(info["problem_id"]).solution
+        assert info["n_units"] == len(hf_tokenizer.encode(solution, add_special_tokens=False))
+        assert solution.startswith(info["hint_text"]) and info["hint_text"]
+        assert obs == info["prompt"] + info["hint_text"] and obs.startswith("<|user|>")
+    env.close()
+
+
 class _ChatAndTokens(WhitespaceTokenizer, TinyChat):
     def __init__(self, tok: WhitespaceTokenizer) -> None:
         self.vocab, self.inverse = tok.vocab, tok.inverse

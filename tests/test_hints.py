@@ -208,6 +208,39 @@ def test_token_units_and_prefixes() -> None:
         units.prefix(5)
 
 
+def test_token_units_never_cut_a_character(hf_tokenizer) -> None:
+    """Byte-level BPE splits "ö", "€", "√" over several tokens; decoding a prefix that ends
+    inside one gives U+FFFD. Such tokens form one unit, so every hint is a real prefix."""
+    text = "Größe: 5 € — √2 ≈ 1.41, so x = 7."
+    ids = hf_tokenizer.encode(text, add_special_tokens=False)
+    assert any(hf_tokenizer.decode(ids[:i]).endswith("\ufffd") for i in range(len(ids)))
+    units = split_units(text, "tokens", hf_tokenizer)
+    assert units.token_ends[-1] == len(ids) and units.n_units < len(ids)
+    prefixes = [units.prefix(k) for k in range(units.n_units + 1)]
+    assert all(text.startswith(p) for p in prefixes)
+    assert prefixes[-1] == text and "".join(units.pieces) == text
+    assert len(set(prefixes)) == len(prefixes)  # every unit adds text
+
+
+def test_token_units_on_ascii_are_single_tokens(hf_tokenizer) -> None:
+    text = "Step 1: 7 + 5 = 12\nStep 2: 12 * 3 = 36. The answer is \\boxed{36}."
+    units = split_units(text, "tokens", hf_tokenizer)
+    ids = hf_tokenizer.encode(text, add_special_tokens=False)
+    assert units.n_units == len(ids) and units.token_ends == tuple(range(1, len(ids) + 1))
+    assert units.prefix(3) == hf_tokenizer.decode(ids[:3])
+
+
+def test_chat_template_of_a_real_tokenizer(hf_tokenizer) -> None:
+    prompt, obs = render_prompt(
+        "What is 2 + 3?", "Step 1:", template="chat", tokenizer=hf_tokenizer
+    )
+    assert prompt == (
+        "<|user|>What is 2 + 3?\nPlease reason step by step, and put your final answer within "
+        "\\boxed{}.\n<|assistant|>"
+    )
+    assert obs == prompt + "Step 1:"
+
+
 def test_step_units_prefix_is_a_solution_prefix() -> None:
     solution = "Step 1: a\nStep 2: b\nStep 3: c"
     units = split_units(solution, "steps")
