@@ -177,7 +177,7 @@ def _merge_blank(pieces: list[str]) -> list[str]:
     """Attach whitespace-only pieces to a neighbour so every unit has content."""
     merged: list[str] = []
     for piece in pieces:
-        if (merged and not piece.strip()) or (merged and not merged[-1].strip()):
+        if merged and not (piece.strip() and merged[-1].strip()):
             merged[-1] += piece
         else:
             merged.append(piece)
@@ -262,7 +262,8 @@ class SolutionUnits:
             )
         if hint_len == 0:
             return ""
-        if self.token_ids is not None and self.token_ends is not None and self.tokenizer:
+        if self.token_ends is not None and self.token_ids is not None:
+            assert self.tokenizer is not None  # set together with the token ids
             return self.tokenizer.decode(list(self.token_ids[: self.token_ends[hint_len - 1]]))
         return "".join(self.pieces[:hint_len])
 
