@@ -152,6 +152,7 @@ class MathHintEnv(gym.Env[str, str]):
         self._owns_verifier = verifier is None
         self.verifier = verifier if verifier is not None else Verifier(timeout_s=timeout_s)
         self._units: dict[str, SolutionUnits] = {}
+        self._problem_ids: tuple[str, ...] | None = None
         # Fail at construction, not at the first reset: unit kind, template and tokenizer.
         first = self.problems[0]
         if first.has_solution:
@@ -209,13 +210,20 @@ class MathHintEnv(gym.Env[str, str]):
         """``|y|`` of a problem's reference solution in this env's hint unit."""
         return self.units(problem_id).n_units
 
+    @property
+    def problem_ids(self) -> tuple[str, ...]:
+        """The ids of the env's problems, in order (what curricula sample from)."""
+        if self._problem_ids is None:
+            self._problem_ids = tuple(self.problems.ids)
+        return self._problem_ids
+
     # -- the Gymnasium API ----------------------------------------------------------------------
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[str, dict[str, Any]]:
         super().reset(seed=seed)
-        options = self._check_options(options)
+        options = check_reset_options(options)
         if options.get("problem_id") is not None:
             problem = self.problems.get(str(options["problem_id"]))
         else:
@@ -284,19 +292,21 @@ class MathHintEnv(gym.Env[str, str]):
             self.verifier.close()
         super().close()
 
-    def _check_options(self, options: dict[str, Any] | None) -> dict[str, Any]:
-        if options is None:
-            return {}
-        if not isinstance(options, Mapping):
-            raise EnvUsageError(f"options must be a dict, got {type(options).__name__}.")
-        for key in options:
-            if key not in RESET_OPTIONS:
-                close = difflib.get_close_matches(str(key), RESET_OPTIONS, n=1)
-                hint = f" Did you mean {close[0]!r}?" if close else ""
-                raise EnvUsageError(
-                    f"Unknown reset option {key!r}; the options are {RESET_OPTIONS}.{hint}"
-                )
-        return dict(options)
+
+def check_reset_options(options: dict[str, Any] | None) -> dict[str, Any]:
+    """The reset options as a new dict, or a clear error for a non-dict or an unknown key."""
+    if options is None:
+        return {}
+    if not isinstance(options, Mapping):
+        raise EnvUsageError(f"options must be a dict, got {type(options).__name__}.")
+    for key in options:
+        if key not in RESET_OPTIONS:
+            close = difflib.get_close_matches(str(key), RESET_OPTIONS, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise EnvUsageError(
+                f"Unknown reset option {key!r}; the options are {RESET_OPTIONS}.{hint}"
+            )
+    return dict(options)
 
 
 def _verdict_info(verdict: Verdict) -> dict[str, Any]:
