@@ -40,3 +40,7 @@ __all__ = [
 
 if "seele/MathHint-v0" not in gym.registry:
     gym.register(id="seele/MathHint-v0", entry_point="seele_env.env:MathHintEnv")
+if "seele/SEELE-v0" not in gym.registry:
+    gym.register(id="seele/SEELE-v0", entry_point="seele_env.curricula:make_seele_env")
+if "seele/Curriculum-v0" not in gym.registry:
+    gym.register(id="seele/Curriculum-v0", entry_point="seele_env.curricula:make_curriculum_env")

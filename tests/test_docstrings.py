@@ -30,6 +30,20 @@ def test_docstring_examples(name: str) -> None:
     assert _run(name).failed == 0, f"{_run(name)} in {name}"
 
 
-@pytest.mark.parametrize("name", ["env", "hints", "latex", "procedural", "vector", "verify"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "curricula",
+        "curricula.base",
+        "env",
+        "hints",
+        "irt",
+        "latex",
+        "procedural",
+        "simulate",
+        "vector",
+        "verify",
+    ],
+)
 def test_the_main_modules_carry_examples(name: str) -> None:
     assert _run(f"seele_env.{name}").attempted > 0
