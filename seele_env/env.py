@@ -264,16 +264,7 @@ class MathHintEnv(gym.Env[str, str]):
         return observation, dict(self._info)
 
     def step(self, action: str) -> tuple[str, SupportsFloat, bool, bool, dict[str, Any]]:
-        if self._problem is None:
-            raise EnvUsageError(
-                "step() was called with no problem in play; call reset() first "
-                "(every episode is one step, so reset() again after each step())."
-            )
-        if not isinstance(action, str):
-            raise EnvUsageError(
-                f"The action must be the model's completion as a str, got "
-                f"{type(action).__name__}: {action!r:.80}; decode token ids to text first."
-            )
+        check_step(self._problem is not None, action)
         problem, info = self._problem, self._info
         self._problem = None
         response = info["hint_text"] + action if self.placement == "response" else action
@@ -291,6 +282,20 @@ class MathHintEnv(gym.Env[str, str]):
         if self._owns_verifier:
             self.verifier.close()
         super().close()
+
+
+def check_step(in_play: bool, action: object) -> None:
+    """A clear error for ``step()`` without a problem in play, or with a non-text action."""
+    if not in_play:
+        raise EnvUsageError(
+            "step() was called with no problem in play; call reset() first "
+            "(every episode is one step, so reset() again after each step())."
+        )
+    if not isinstance(action, str):
+        raise EnvUsageError(
+            f"The action must be the model's completion as a str, got "
+            f"{type(action).__name__}: {action!r:.80}; decode token ids to text first."
+        )
 
 
 def check_reset_options(options: dict[str, Any] | None) -> dict[str, Any]:

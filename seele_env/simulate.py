@@ -29,7 +29,7 @@ import gymnasium as gym
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from seele_env.env import MAX_TEXT_CHARS, UnicodeText, check_reset_options
+from seele_env.env import MAX_TEXT_CHARS, UnicodeText, check_reset_options, check_step
 from seele_env.errors import EnvUsageError, HintError
 from seele_env.hints import check_hint_rate, hint_length
 from seele_env.irt import accuracy_curve
@@ -458,16 +458,7 @@ class SyntheticEnv(gym.Env[str, str]):
         return obs, dict(self._info)
 
     def step(self, action: str) -> tuple[str, SupportsFloat, bool, bool, dict[str, Any]]:
-        if self._info is None:
-            raise EnvUsageError(
-                "step() was called with no problem in play; call reset() first "
-                "(every episode is one step, so reset() again after each step())."
-            )
-        if not isinstance(action, str):
-            raise EnvUsageError(
-                f"The action must be the model's completion as a str, got "
-                f"{type(action).__name__}: {action!r:.80}; decode token ids to text first."
-            )
+        check_step(self._info is not None, action)
         info, self._info = self._info, None
         correct = bool(self.np_random.random() < info["true_accuracy"])
         info = {**info, "correct": correct, "extracted_answer": None, "verify_error": None,

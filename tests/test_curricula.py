@@ -153,6 +153,7 @@ def test_seele_last_round_store_rule(math_env) -> None:
     ("kwargs", "match"),
     [
         ({"target_accuracy": 1.0}, "target_accuracy=1.0"),
+        ({"target_accuracy": "half"}, "target_accuracy='half' is not a number"),
         ({"group_size": 0}, "group_size=0"),
         ({"num_rounds": 2.5}, "num_rounds=2.5"),
         ({"first_visit_rate": "half"}, "first_visit_rate='half'"),

@@ -414,6 +414,17 @@ def find_curriculum(env: gym.Env[Any, Any]) -> Curriculum:
         current = current.env
 
 
+def check_target_accuracy(value: object) -> float:
+    """``value`` as a float strictly between 0 and 1, or a clear error."""
+    if not isinstance(value, (int, float, np.floating)) or isinstance(value, bool):
+        raise EnvUsageError(f"target_accuracy={value!r} is not a number; pass e.g. 0.5.")
+    if not 0.0 < float(value) < 1.0:  # also rejects NaN
+        raise EnvUsageError(
+            f"target_accuracy={value!r} must be strictly between 0 and 1 (the paper uses 0.5)."
+        )
+    return float(value)
+
+
 def _positive_int(name: str, value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise EnvUsageError(f"{name}={value!r} must be a positive integer.")

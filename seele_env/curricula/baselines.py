@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from seele_env.curricula.base import Curriculum, Visit
+from seele_env.curricula.base import Curriculum, Visit, check_target_accuracy
 from seele_env.errors import EnvUsageError
 from seele_env.hints import check_hint_rate
 
@@ -190,11 +190,9 @@ class Bisection(Curriculum):
         **kwargs: Any,
     ) -> None:
         super().__init__(env, num_rounds=num_rounds, **kwargs)
-        if isinstance(target_accuracy, bool) or not 0.0 < float(target_accuracy) < 1.0:
-            raise EnvUsageError(f"target_accuracy={target_accuracy!r} must be in (0, 1).")
         if not 0.0 < float(window) <= 1.0:
             raise EnvUsageError(f"window={window!r} must be in (0, 1].")
-        self.target_accuracy = float(target_accuracy)
+        self.target_accuracy = check_target_accuracy(target_accuracy)
         self.window = float(window)
         self._stored: dict[str, float] = {}
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from seele_env.curricula.base import Curriculum, Visit, realise
+from seele_env.curricula.base import Curriculum, Visit, check_target_accuracy, realise
 from seele_env.errors import EnvUsageError
 from seele_env.irt import FitBounds, fit_curves, invert_curve
 
@@ -60,11 +60,6 @@ class SEELE(Curriculum):
         super().__init__(
             env, group_size=group_size, num_rounds=num_rounds, frozen=frozen, seed=seed
         )
-        if isinstance(target_accuracy, bool) or not 0.0 < float(target_accuracy) < 1.0:
-            raise EnvUsageError(
-                f"target_accuracy={target_accuracy!r} must be strictly between 0 and 1 "
-                "(the paper uses 0.5)."
-            )
         if isinstance(first_visit_rate, str):
             if first_visit_rate not in FIRST_VISIT_RULES:
                 raise EnvUsageError(
@@ -75,7 +70,7 @@ class SEELE(Curriculum):
             raise EnvUsageError(f"first_visit_rate={first_visit_rate!r} must be in [0, 1].")
         if store not in STORE_RULES:
             raise EnvUsageError(f"store={store!r} is not one of {STORE_RULES}.")
-        self.target_accuracy = float(target_accuracy)
+        self.target_accuracy = check_target_accuracy(target_accuracy)
         self.first_visit_rate = first_visit_rate
         self.store = store
         self.anchors = bool(anchors)
