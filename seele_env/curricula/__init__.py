@@ -68,6 +68,7 @@ __all__ = [
     "Staged",
     "UniformRandom",
     "Visit",
+    "curriculum_class",
     "find_curriculum",
     "make_curriculum",
     "make_curriculum_env",
@@ -76,8 +77,8 @@ __all__ = [
 ]
 
 
-def make_curriculum(name: str, env: gym.Env[str, str], **kwargs: Any) -> Curriculum:
-    """Wrap ``env`` in the curriculum registered as ``name`` (see ``CURRICULA``)."""
+def curriculum_class(name: str) -> type[Curriculum]:
+    """The curriculum class registered as ``name``, or a clear error with a suggestion."""
     cls = CURRICULA.get(name)
     if cls is None:
         close = difflib.get_close_matches(name, CURRICULA, n=1)
@@ -85,7 +86,12 @@ def make_curriculum(name: str, env: gym.Env[str, str], **kwargs: Any) -> Curricu
         raise EnvUsageError(
             f"Unknown curriculum {name!r}; the curricula are {sorted(CURRICULA)}.{hint}"
         )
-    return cls(env, **kwargs)
+    return cls
+
+
+def make_curriculum(name: str, env: gym.Env[str, str], **kwargs: Any) -> Curriculum:
+    """Wrap ``env`` in the curriculum registered as ``name`` (see ``CURRICULA``)."""
+    return curriculum_class(name)(env, **kwargs)
 
 
 def make_curriculum_env(curriculum: str = "seele", **kwargs: Any) -> Curriculum:
@@ -96,15 +102,13 @@ def make_curriculum_env(curriculum: str = "seele", **kwargs: Any) -> Curriculum:
     """
     from seele_env.env import MathHintEnv
 
-    cls = CURRICULA.get(curriculum)
-    if cls is None:
-        make_curriculum(curriculum, None)  # type: ignore[arg-type]  (raises the clear error)
+    cls = curriculum_class(curriculum)
     names = set()
-    for klass in cls.__mro__:  # type: ignore[union-attr]
-        if klass is Curriculum or issubclass(klass, Curriculum):
+    for klass in cls.__mro__:
+        if issubclass(klass, Curriculum):
             names |= set(inspect.signature(klass.__init__).parameters) - {"self", "env", "kwargs"}
     own = {k: kwargs.pop(k) for k in list(kwargs) if k in names}
-    return make_curriculum(curriculum, MathHintEnv(**kwargs), **own)
+    return cls(MathHintEnv(**kwargs), **own)
 
 
 def make_seele_env(**kwargs: Any) -> Curriculum:

@@ -279,12 +279,12 @@ class DynamicSampling(Curriculum):
     def sample_problems(self, num_problems: int) -> list[str]:
         """Problems for a training step, skipping those in cooldown while others remain."""
         ids = self.env.unwrapped.problem_ids
+        if num_problems > len(ids):
+            return super().sample_problems(num_problems)
         until = np.array([self._skip_until.get(pid, 0) for pid in ids])
         # Eligible problems first in random order, then the rest by when their cooldown ends.
         noise = self._rng.random(len(ids))
         order = np.lexsort((noise, np.maximum(until - self.step_count, 0)))
-        if num_problems > len(ids):
-            return super().sample_problems(num_problems)
         return [ids[i] for i in order[:num_problems]]
 
     @property
