@@ -1,0 +1,398 @@
+"""Atomic checkpoints that resume a run exactly: weights, optimiser, scheduler, RNGs and state.
+
+A checkpoint is a folder ``output_dir/checkpoints/step-00000010/``::
+
+    model/          model.save_pretrained (safetensors; the adapter only for a peft model),
+                    plus the tokenizer when given: ``from_pretrained`` loads it directly
+    optimizer.pt    optimizer.state_dict()            (when an optimizer was given)
+    scheduler.pt    scheduler.state_dict()            (when a scheduler was given)
+    rng.pt          capture_rng_state(): python, numpy, torch CPU and CUDA generators
+    extra.pt        ``extra``: tensors and plain containers, e.g. a torch.Generator's state
+    state.json      {"format": 1, "step": 10, "state": {...}}: curriculum state, config, metrics
+
+It is written under a hidden sibling (``.tmp-step-00000010``), every file is fsynced, and only
+then is the folder renamed into place, so a crash leaves either the whole checkpoint or none that
+:func:`latest_checkpoint` would pick. :func:`load_checkpoint` copies the weights into the model
+object you already built (tied weights included) and checks every tensor afterwards.
+
+Example:
+    >>> import tempfile, transformers
+    >>> config = transformers.LlamaConfig(vocab_size=64, hidden_size=16, intermediate_size=32,
+    ...     num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=2)
+    >>> run = tempfile.TemporaryDirectory()
+    >>> path = save_checkpoint(run.name, 10, model=transformers.LlamaForCausalLM(config),
+    ...     state={"hint_rate": 0.5})
+    >>> path.name, latest_checkpoint(run.name) == path
+    ('step-00000010', True)
+    >>> step, state, extra = load_checkpoint(path, model=transformers.LlamaForCausalLM(config))
+    >>> step, state, extra
+    (10, {'hint_rate': 0.5}, {})
+    >>> run.cleanup()
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import shutil
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import safetensors.torch
+import torch
+
+CHECKPOINTS = "checkpoints"
+"""Sub-folder of ``output_dir`` holding the checkpoints."""
+
+FORMAT = 1
+"""Version of the layout, stored in ``state.json``."""
+
+_NAME = re.compile(r"step-(\d{8,})")
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint is missing, incomplete, or does not fit the model it is loaded into."""
+
+
+def checkpoint_path(output_dir: str | os.PathLike[str], step: int) -> Path:
+    """Where the checkpoint of ``step`` lives: ``output_dir/checkpoints/step-00000010``."""
+    return Path(output_dir) / CHECKPOINTS / f"step-{step:08d}"
+
+
+# --- random number generators -------------------------------------------------------------------
+
+
+def capture_rng_state() -> dict[str, Any]:
+    """The state of Python's ``random``, numpy's global RNG and torch's CPU and CUDA RNGs.
+
+    Numpy's state is stored as tensors and plain values, so it loads with ``weights_only=True``.
+    """
+    name, keys, pos, has_gauss, cached = np.random.get_state(legacy=True)  # type: ignore[misc]
+    state: dict[str, Any] = {
+        "python": random.getstate(),
+        "numpy": [name, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached],
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng_state(state: dict[str, Any]) -> None:
+    """Put back the generators captured by :func:`capture_rng_state`."""
+    random.setstate(state["python"])
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state:
+        if torch.cuda.is_available() and torch.cuda.device_count() >= len(state["cuda"]):
+            torch.cuda.set_rng_state_all(state["cuda"])
+        else:  # a GPU run resumed without (as many) GPUs cannot replay its sampling anyway
+            warnings.warn(
+                f"the checkpoint holds {len(state['cuda'])} CUDA RNG state(s) but this machine "
+                f"has {torch.cuda.device_count() if torch.cuda.is_available() else 0} GPU(s); "
+                "CUDA sampling will not repeat the original run.",
+                stacklevel=2,
+            )
+
+
+# --- saving ---------------------------------------------------------------------------------------
+
+
+def save_checkpoint(
+    output_dir: str | os.PathLike[str],
+    step: int,
+    *,
+    model: Any,
+    optimizer: torch.optim.Optimizer | None = None,
+    scheduler: Any = None,
+    tokenizer: Any = None,
+    state: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> Path:
+    """Write the checkpoint of ``step`` atomically and return its folder.
+
+    An existing checkpoint of the same step is replaced.
+
+    Args:
+        output_dir: The run's folder; checkpoints go to ``output_dir/checkpoints/``.
+        step: The number of training steps done.
+        model: Anything with ``save_pretrained(folder)`` (a transformers or peft model).
+        optimizer: Its ``state_dict()`` is saved.
+        scheduler: A learning-rate scheduler; its ``state_dict()`` is saved.
+        tokenizer: Saved beside the model, so ``from_pretrained(folder / "model")`` works.
+        state: JSON-safe run state (curriculum state, config, metrics).
+        extra: Other objects for ``torch.save``; keep to tensors, numbers, strings and
+            containers of them so :func:`load_checkpoint` can read them with ``weights_only``.
+
+    Raises:
+        TypeError: ``state`` is not JSON-serialisable (checked before anything is written).
+    """
+    if not isinstance(step, int) or isinstance(step, bool) or step < 0:
+        raise ValueError(f"step={step!r} must be an int >= 0.")
+    state_text = json.dumps({"format": FORMAT, "step": step, "state": state or {}}, indent=1)
+    final = checkpoint_path(output_dir, step)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.with_name(f".tmp-{final.name}")
+    shutil.rmtree(tmp, ignore_errors=True)  # a leftover of an earlier save that crashed
+    try:
+        tmp.mkdir()
+        # safetensors is save_pretrained's default format in every supported transformers version
+        model.save_pretrained(tmp / "model")
+        if tokenizer is not None:
+            tokenizer.save_pretrained(tmp / "model")
+        if optimizer is not None:
+            torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+        if scheduler is not None:
+            torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
+        torch.save(capture_rng_state(), tmp / "rng.pt")
+        torch.save(extra or {}, tmp / "extra.pt")
+        (tmp / "state.json").write_text(state_text, encoding="utf-8")
+        _fsync_tree(tmp)
+        _replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return final
+
+
+def _fsync_tree(folder: Path) -> None:
+    """Flush every file under ``folder`` and the folders themselves to disk."""
+    for path in sorted(folder.rglob("*"), reverse=True):  # files before their folders
+        if path.is_file():
+            with path.open("rb+") as f:
+                os.fsync(f.fileno())
+        else:
+            _fsync_dir(path)
+    _fsync_dir(folder)
+
+
+def _fsync_dir(folder: Path) -> None:
+    if os.name == "posix":  # other systems cannot open a folder for fsync
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _replace(tmp: Path, final: Path) -> None:
+    """Rename ``tmp`` to ``final``; an existing ``final`` is first moved aside (a folder cannot be
+    renamed over a non-empty one), then deleted."""
+    old = final.with_name(f".old-{final.name}")
+    shutil.rmtree(old, ignore_errors=True)
+    if final.exists():
+        os.replace(final, old)
+    os.replace(tmp, final)
+    _fsync_dir(final.parent)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+# --- finding --------------------------------------------------------------------------------------
+
+
+def _is_complete(path: Path) -> bool:
+    return (path / "state.json").is_file() and (path / "model").is_dir()
+
+
+def list_checkpoints(output_dir: str | os.PathLike[str]) -> list[Path]:
+    """The complete checkpoints of a run, oldest first (temporary folders are ignored)."""
+    root = Path(output_dir) / CHECKPOINTS
+    if not root.is_dir():
+        return []
+    found = [(int(m[1]), p) for p in root.iterdir() if (m := _NAME.fullmatch(p.name))]
+    return [path for _, path in sorted(found) if _is_complete(path)]
+
+
+def latest_checkpoint(output_dir: str | os.PathLike[str]) -> Path | None:
+    """The complete checkpoint with the highest step, or ``None`` when there is none."""
+    found = list_checkpoints(output_dir)
+    return found[-1] if found else None
+
+
+def prune_checkpoints(output_dir: str | os.PathLike[str], keep: int) -> list[Path]:
+    """Delete all but the ``keep`` newest complete checkpoints; return the deleted folders."""
+    if not isinstance(keep, int) or keep < 1:
+        raise ValueError(f"keep={keep!r} must be an int >= 1 (the newest checkpoints to keep).")
+    doomed = list_checkpoints(output_dir)[:-keep]
+    for path in doomed:
+        # Hide it first: a crash halfway through rmtree must not leave a folder that looks whole.
+        hidden = path.with_name(f".old-{path.name}")
+        shutil.rmtree(hidden, ignore_errors=True)  # a leftover of an earlier crash
+        os.replace(path, hidden)
+        shutil.rmtree(hidden)
+    return doomed
+
+
+def resolve_resume(
+    value: str | os.PathLike[str] | None, output_dir: str | os.PathLike[str]
+) -> Path | None:
+    """The checkpoint a ``resume`` setting means.
+
+    Args:
+        value: ``None`` (start afresh), ``"auto"`` (the latest checkpoint in ``output_dir``, or
+            ``None`` if there is none), ``"latest"`` (the latest; an error if there is none) or
+            the path of a checkpoint folder.
+        output_dir: The run's folder.
+
+    Raises:
+        CheckpointError: ``"latest"`` without a checkpoint, or a path that is not a checkpoint.
+    """
+    if value is None:
+        return None
+    if str(value) in ("auto", "latest"):
+        found = latest_checkpoint(output_dir)
+        if found is None and str(value) == "latest":
+            raise CheckpointError(
+                f"resume='latest' but {Path(output_dir) / CHECKPOINTS} holds no complete "
+                "checkpoint; use resume='auto' to start afresh when there is none, or give the "
+                "path of a checkpoint folder."
+            )
+        return found
+    path = Path(value)
+    _require_complete(path)
+    return path
+
+
+def _require_complete(path: Path) -> None:
+    if not path.is_dir():
+        raise CheckpointError(
+            f"no checkpoint at {path}; give a folder such as "
+            f"{Path('runs/seele') / CHECKPOINTS / 'step-00000010'}, or 'latest'."
+        )
+    if not _is_complete(path):
+        raise CheckpointError(
+            f"{path} is not a complete checkpoint (it needs state.json and model/); it may be "
+            "a save that was interrupted. Use an earlier checkpoint, or 'latest'."
+        )
+
+
+# --- loading --------------------------------------------------------------------------------------
+
+
+def load_checkpoint(
+    path: str | os.PathLike[str],
+    *,
+    model: Any,
+    optimizer: torch.optim.Optimizer | None = None,
+    scheduler: Any = None,
+    restore_rng: bool = True,
+    weights_only: bool = True,
+) -> tuple[int, dict[str, Any], dict[str, Any]]:
+    """Load a checkpoint into existing objects, so that training continues exactly.
+
+    The weights are copied into ``model`` in place and every tensor is compared with the file
+    afterwards; then the optimizer, the scheduler and the RNGs are restored.
+
+    Args:
+        path: A checkpoint folder (see :func:`resolve_resume`).
+        model: The model to load into, built like the saved one (a peft model gets its adapter).
+        optimizer: Restored from ``optimizer.pt``; it must have been saved.
+        scheduler: Restored from ``scheduler.pt``; it must have been saved.
+        restore_rng: Restore the Python, numpy and torch generators.
+        weights_only: Read ``extra.pt`` with torch's safe loader; set ``False`` only for a
+            checkpoint you trust whose ``extra`` holds arbitrary Python objects.
+
+    Returns:
+        ``(step, state, extra)``: the step saved, ``state`` as saved, ``extra`` as saved.
+
+    Raises:
+        CheckpointError: A missing or incomplete checkpoint, or one that does not fit ``model``
+            (other keys, shapes or dtypes), ``optimizer`` or ``scheduler``.
+    """
+    path = Path(path)
+    _require_complete(path)
+    meta = json.loads((path / "state.json").read_text(encoding="utf-8"))
+    if meta.get("format", FORMAT) > FORMAT:
+        raise CheckpointError(
+            f"{path} has checkpoint format {meta['format']}, newer than this seele reads "
+            f"({FORMAT}); upgrade seele."
+        )
+    _load_weights(model, path / "model", path)
+    for obj, name in ((optimizer, "optimizer"), (scheduler, "scheduler")):
+        if obj is not None:
+            file = path / f"{name}.pt"
+            if not file.is_file():
+                raise CheckpointError(
+                    f"{path} has no {file.name}: it was saved without {name} state; "
+                    f"load it with {name}=None."
+                )
+            try:
+                obj.load_state_dict(torch.load(file, map_location="cpu", weights_only=True))
+            except (KeyError, ValueError, RuntimeError) as error:
+                raise CheckpointError(
+                    f"{file} does not fit the {name} ({error}); build it as it was saved "
+                    "(same parameters and parameter groups)."
+                ) from error
+    if restore_rng:
+        restore_rng_state(torch.load(path / "rng.pt", weights_only=True))
+    extra = torch.load(path / "extra.pt", map_location="cpu", weights_only=weights_only)
+    return meta["step"], meta["state"], extra
+
+
+def _load_weights(model: Any, folder: Path, where: Path) -> None:
+    files = sorted(folder.glob("*.safetensors"))
+    if not files:
+        raise CheckpointError(f"{where}: model/ holds no .safetensors file.")
+    tensors: dict[str, torch.Tensor] = {}
+    for file in files:
+        tensors.update(safetensors.torch.load_file(file))
+    if hasattr(model, "peft_config"):  # peft saved the adapter only; base weights stay as built
+        from peft import get_peft_model_state_dict, set_peft_model_state_dict
+
+        sources = _match(get_peft_model_state_dict(model), tensors, where)
+        set_peft_model_state_dict(model, tensors)
+        loaded = get_peft_model_state_dict(model)
+    else:
+        sources = _match(model.state_dict(), tensors, where)
+        with torch.no_grad():
+            for key, target in model.state_dict().items():
+                target.copy_(tensors[sources[key]])
+        loaded = model.state_dict()
+    for key, source in sources.items():
+        if not torch.equal(loaded[key], tensors[source].to(loaded[key].device)):
+            raise CheckpointError(f"{where}: {key} differs from the checkpoint after loading.")
+
+
+def _match(
+    expected: dict[str, torch.Tensor], tensors: dict[str, torch.Tensor], where: Path
+) -> dict[str, str]:
+    """For each model key, the checkpoint key to read it from: itself, or the weight it is tied to
+    (``save_pretrained`` keeps one copy of tied weights, e.g. the embedding for the LM head)."""
+    unexpected = sorted(set(tensors) - set(expected))
+    if unexpected:
+        raise CheckpointError(
+            f"{where}: the checkpoint has {len(unexpected)} weight(s) the model lacks, e.g. "
+            f"{unexpected[:3]}; build the model as it was saved (architecture, LoRA settings)."
+        )
+
+    def storage(t: torch.Tensor) -> tuple[Any, ...]:
+        return (t.untyped_storage().data_ptr(), t.storage_offset(), tuple(t.shape), t.stride())
+
+    saved_by_storage = {storage(expected[key]): key for key in tensors}
+    sources: dict[str, str] = {}
+    problems: list[str] = []
+    for key, target in expected.items():
+        source = key if key in tensors else saved_by_storage.get(storage(target))
+        if source is None:
+            problems.append(f"{key} is missing")
+            continue
+        saved = tensors[source]
+        if saved.shape != target.shape:
+            problems.append(
+                f"{key} has shape {list(saved.shape)}, in the model {list(target.shape)}"
+            )
+        elif saved.dtype != target.dtype:
+            problems.append(f"{key} is {saved.dtype}, in the model {target.dtype}")
+        sources[key] = source
+    if problems:
+        raise CheckpointError(
+            f"{where} does not fit the model: {'; '.join(problems[:3])}"
+            f"{f' (and {len(problems) - 3} more)' if len(problems) > 3 else ''}. Build the model "
+            "as it was saved (same architecture, dtype and LoRA settings)."
+        )
+    return sources

@@ -1,0 +1,825 @@
+"""The training configuration: nested dataclasses, loaded from YAML plus ``key=value`` overrides.
+
+:class:`TrainConfig` holds one section per concern (``model``, ``env``, ``eval``, ``curriculum``,
+``generation``, ``algo``, ``optim``, ``sft``, ``log``) and a few top-level keys. Every field
+carries ``metadata["help"]``, plus ``metadata["choices"]`` when its value is one of a set and
+bounds (``ge``, ``gt``, ``le``, ``lt``) when it is a number with a range. The defaults are the
+embedded CPU demo: a tiny model on procedural problems.
+
+:func:`load_config` reads a YAML file, applies overrides such as ``algo.beta=0.01`` and converts
+the result with type checks: a bool must be ``true``/``false``, an int may not be ``2.5``, an
+unknown key gets a "did you mean". Errors are :class:`ConfigError` s naming the key path, the bad
+value and where it came from. :func:`config_reference` renders every field as markdown tables.
+
+Example:
+    >>> cfg = load_config(overrides=["algo.beta=0.01", "env.difficulty=[1, 3]"])
+    >>> cfg.algo.beta, cfg.env.difficulty, cfg.model.name
+    (0.01, [1, 3], 'tiny')
+    >>> try:
+    ...     load_config(overrides=["algo.betta=0.1"])
+    ... except ConfigError as error:
+    ...     print(error.source, "|", error.key, "|", "Did you mean 'algo.beta'?" in error.message)
+    override 'algo.betta=0.1' | algo.betta | True
+    >>> config_from_dict(TrainConfig, {"algo": {"epsilon_low": "abc"}})
+    Traceback (most recent call last):
+    ...
+    seele_agents.config.ConfigError: algo.epsilon_low: expected a float, got 'abc' (str)
+"""
+
+# Fields are declared with `option(...)`, a thin wrapper of `dataclasses.field`; ruff's RUF009
+# cannot tell it apart from a call that computes a shared default.
+# ruff: noqa: RUF009
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import difflib
+import functools
+import inspect
+import json
+import math
+import operator
+import os
+import re
+import types
+import typing
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from seele_env.curricula import CURRICULA, Curriculum
+from seele_env.hints import PLACEMENTS, TEMPLATES, UNITS
+from seele_env.procedural import FAMILIES, MAX_DIFFICULTY
+
+T = TypeVar("T")
+
+# Bounds a numeric field may declare in its metadata, with how they read in messages.
+_BOUNDS = {
+    "ge": (operator.ge, ">="),
+    "gt": (operator.gt, ">"),
+    "le": (operator.le, "<="),
+    "lt": (operator.lt, "<"),
+}
+
+
+class ConfigError(ValueError):
+    """A configuration value is unknown, of the wrong type or out of range; or a file is bad.
+
+    Attributes:
+        message: What is wrong and how to fix it.
+        key: The dotted key path of the bad value (``algo.epsilon_low``); empty for a whole file.
+        source: Where the value came from (a file name, an override); empty when unknown.
+    """
+
+    def __init__(self, message: str, key: str = "", source: str = "") -> None:
+        super().__init__(message)
+        self.message, self.key, self.source = message, key, source
+
+    def __str__(self) -> str:
+        return ": ".join(part for part in (self.source, self.key, self.message) if part)
+
+    def within(self, prefix: str) -> ConfigError:
+        """The same error, its key seen from the section that holds ``prefix``."""
+        return ConfigError(self.message, _join(prefix, self.key), self.source)
+
+    def from_source(self, source: str) -> ConfigError:
+        """The same error, attributed to ``source`` unless it already names one."""
+        return ConfigError(self.message, self.key, self.source or source)
+
+
+def option(default: Any, help: str, *, choices: Iterable[Any] | None = None, **bounds: Any) -> Any:
+    """A dataclass field documented by ``help`` (one sentence, units included).
+
+    Args:
+        default: The default; a list or dict is copied for every instance.
+        help: What the field means, in one sentence.
+        choices: The allowed values, when there is a fixed set.
+        **bounds: ``ge``, ``gt``, ``le``, ``lt``: limits of a numeric value (``None`` passes).
+    """
+    metadata: dict[str, Any] = {"help": help, **bounds}
+    if choices is not None:
+        metadata["choices"] = tuple(choices)
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: copy.deepcopy(default), metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+class Section:
+    """Base of the configuration sections: every field is checked when an instance is created.
+
+    :meth:`validate` checks types (normalising, e.g. an int given for a float), choices and bounds,
+    then the section's own rules in :meth:`check`. Call it again after changing fields by hand.
+    """
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Check every field and the section's rules; raise :class:`ConfigError` on the first
+        breach."""
+        hints = _type_hints(type(self))
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            value = _convert(getattr(self, f.name), hints[f.name], f.name)
+            choices = f.metadata.get("choices")
+            if choices is not None and value not in choices:
+                close = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1)
+                hint = f" Did you mean {close[0]!r}?" if close else ""
+                raise ConfigError(f"{value!r} is not one of {list(choices)}.{hint}", f.name)
+            for bound, (test, symbol) in _BOUNDS.items():
+                limit = f.metadata.get(bound)
+                if limit is not None and isinstance(value, (int, float)) and not test(value, limit):
+                    help = f.metadata["help"].rstrip(".")
+                    raise ConfigError(f"got {value!r}; must be {symbol} {limit} ({help}).", f.name)
+            if isinstance(value, Section):
+                try:
+                    value.validate()
+                except ConfigError as error:
+                    raise error.within(f.name) from None
+            object.__setattr__(self, f.name, value)
+        self.check()
+
+    def check(self) -> None:
+        """The section's own rules, beyond types, choices and bounds."""
+
+
+def _require(ok: bool, key: str, value: Any, rule: str) -> None:
+    """Raise :class:`ConfigError` naming ``key`` and ``value`` unless ``ok``; ``rule``: the fix."""
+    if not ok:
+        raise ConfigError(f"got {value!r}; {rule}", key)
+
+
+def _check_difficulty(key: str, value: int | list[int]) -> None:
+    bounds = value if isinstance(value, list) else [value]
+    _require(
+        len(bounds) == (2 if isinstance(value, list) else 1)
+        and all(1 <= d <= MAX_DIFFICULTY for d in bounds),
+        key,
+        value,
+        f"give an int in [1, {MAX_DIFFICULTY}] or a range [lo, hi] of them, e.g. [1, 3].",
+    )
+    _require(bounds[0] <= bounds[-1], key, value, "a range [lo, hi] needs lo <= hi.")
+
+
+@dataclass
+class ModelConfig(Section):
+    """The policy model, and whether it is trained fully or through LoRA adapters."""
+
+    name: str = option(
+        "tiny",
+        '"tiny" builds the embedded tiny Llama and tokenizer locally, "smollm2" is '
+        "SmolLM2-135M-Instruct converted locally, anything else is a hub id or a local folder.",
+    )
+    revision: str | None = option(None, "Hub revision (branch, tag or commit); null = default.")
+    dtype: str = option(
+        "auto",
+        "Parameter dtype; auto = bfloat16 on CUDA, float32 on CPU.",
+        choices=("auto", "float32", "bfloat16", "float16"),
+    )
+    device: str = option(
+        "auto", "Device to train on: auto (CUDA if there is one), cpu, cuda or cuda:N."
+    )
+    gradient_checkpointing: bool = option(
+        False, "Recompute activations in the backward pass, saving memory for time."
+    )
+    lora_rank: int = option(0, "Rank of the LoRA adapters; 0 = full fine-tuning.", ge=0)
+    lora_alpha: float = option(16.0, "LoRA scale: updates are multiplied by alpha / rank.", gt=0)
+    lora_dropout: float = option(0.0, "Dropout probability on the LoRA input.", ge=0, lt=1)
+    lora_target_modules: list[str] = option(
+        ["q_proj", "k_proj", "v_proj", "o_proj"],
+        "Names of the linear modules that get LoRA adapters (when lora_rank > 0).",
+    )
+
+    def check(self) -> None:
+        _require(bool(self.name.strip()), "name", self.name, 'give "tiny", a hub id or a folder.')
+        _require(
+            re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device) is not None,
+            "device",
+            self.device,
+            "use auto, cpu, cuda or cuda:N (e.g. cuda:0).",
+        )
+        _require(
+            self.lora_rank == 0 or len(self.lora_target_modules) > 0,
+            "lora_target_modules",
+            self.lora_target_modules,
+            "LoRA needs at least one module name, e.g. [q_proj, v_proj].",
+        )
+
+
+@dataclass
+class EnvConfig(Section):
+    """The training problems and how they are shown (passed to `seele_env.MathHintEnv`)."""
+
+    dataset: str = option(
+        "procedural", '"procedural" (generated here) or a dataset name from docs/datasets.md.'
+    )
+    data_path: str | None = option(None, "Local file or folder of the dataset; null = the hub.")
+    split: str | None = option(None, "Dataset split to train on; null = the dataset's default.")
+    limit: int | None = option(None, "Keep only the first `limit` problems; null = all.", ge=1)
+    num_problems: int = option(512, "Number of procedural problems generated.", ge=1)
+    difficulty: int | list[int] = option(
+        3, "Procedural difficulty: an int, or [lo, hi] for a range (1 = easiest)."
+    )
+    families: list[str] | None = option(
+        None, "Procedural problem families to draw from; null = the default families."
+    )
+    procedural_seed: int = option(0, "Seed of the procedural problem generator.")
+    hint_unit: str = option("steps", "Unit hints are cut from the solution in.", choices=UNITS)
+    placement: str = option(
+        "response",
+        "Where the hint goes: the start of the response (the model continues it) or the prompt.",
+        choices=PLACEMENTS,
+    )
+    template: str = option(
+        "plain",
+        f"Prompt template: {', '.join(TEMPLATES)}, chat (the tokenizer's chat template) or a "
+        "format string containing {question}.",
+    )
+    system_prompt: str | None = option(None, "System turn of the chat template; null = none.")
+    timeout_s: float = option(5.0, "Time limit of one answer verification, in seconds.", gt=0)
+    format_reward: float = option(
+        0.0, "Reward added when the answer is given in an explicit format, right or wrong."
+    )
+
+    def check(self) -> None:
+        _check_difficulty("difficulty", self.difficulty)
+        for i, family in enumerate(self.families or []):
+            close = difflib.get_close_matches(family, FAMILIES, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            _require(
+                family in FAMILIES, f"families[{i}]", family, f"{hint}known: {list(FAMILIES)}."
+            )
+        _require(
+            self.template in (*TEMPLATES, "chat") or "{question}" in self.template,
+            "template",
+            self.template,
+            f"use one of {[*TEMPLATES, 'chat']} or a format string containing {{question}}.",
+        )
+
+
+@dataclass
+class EvalConfig(Section):
+    """Held-out evaluation: no hints, greedy decoding."""
+
+    dataset: str | None = option(
+        None,
+        "Evaluation problems; null = the training source (procedural problems then use "
+        "eval.procedural_seed and exclude every training question).",
+    )
+    data_path: str | None = option(None, "Local file or folder of the evaluation dataset.")
+    split: str | None = option("test", "Dataset split to evaluate on; null = its default.")
+    num_problems: int = option(200, "Number of evaluation problems.", ge=1)
+    procedural_seed: int = option(1, "Seed of the procedural evaluation problems.")
+    every_steps: int = option(
+        0, "Evaluate every this many training steps; 0 = only before and after training.", ge=0
+    )
+    max_new_tokens: int | None = option(
+        None, "Most tokens per evaluation answer; null = generation.max_new_tokens.", ge=1
+    )
+
+
+# Curriculum arguments that `curriculum.options` may not set, and why.
+_RESERVED_OPTIONS = {
+    "env": "the trainer passes the environment",
+    "num_rounds": "set curriculum.num_rounds instead",
+    "group_size": "set curriculum.group_size instead",
+    "frozen": "the trainer freezes the curriculum for evaluation itself",
+}
+
+
+def _curriculum_arguments(cls: type[Curriculum]) -> set[str]:
+    """Keyword arguments ``cls`` accepts, its bases' included (it passes ``**kwargs`` on)."""
+    names: set[str] = set()
+    for klass in cls.__mro__:
+        if issubclass(klass, Curriculum):
+            names |= set(inspect.signature(klass.__init__).parameters)
+    return names - {"self", "kwargs"}
+
+
+@dataclass
+class CurriculumConfig(Section):
+    """The hint curriculum: which hint rate each problem gets, round by round."""
+
+    name: str = option("seele", "Hint curriculum (see docs/curricula.md).", choices=CURRICULA)
+    num_rounds: int = option(4, "Sampling rounds per problem per step (SEELE's m).", ge=1)
+    group_size: int = option(8, "Responses sampled per problem per round (SEELE's n).", ge=1)
+    options: dict[str, Any] = option(
+        {},
+        "Keyword arguments of the curriculum, e.g. {target_accuracy: 0.5} for seele or "
+        "{horizon: 200} for uft.",
+    )
+
+    def check(self) -> None:
+        known = sorted(_curriculum_arguments(CURRICULA[self.name]) - set(_RESERVED_OPTIONS))
+        for key in self.options:
+            if key in _RESERVED_OPTIONS:
+                raise ConfigError(f"not an option: {_RESERVED_OPTIONS[key]}.", f"options.{key}")
+            if key not in known:
+                close = difflib.get_close_matches(key, known, n=1)
+                hint = f" Did you mean {close[0]!r}?" if close else ""
+                raise ConfigError(
+                    f"curriculum {self.name!r} takes no option {key!r}.{hint} Options: {known}.",
+                    f"options.{key}",
+                )
+
+
+@dataclass
+class GenerationConfig(Section):
+    """How responses are sampled during training."""
+
+    backend: str = option(
+        "transformers",
+        "Sampling engine: transformers (CPU or GPU) or vllm (GPU, optional install).",
+        choices=("transformers", "vllm"),
+    )
+    max_new_tokens: int = option(96, "Most tokens generated per response, after any hint.", ge=1)
+    temperature: float = option(1.0, "Sampling temperature; 0 = greedy.", ge=0)
+    top_p: float = option(1.0, "Nucleus sampling probability mass; 1 = off.", gt=0, le=1)
+    top_k: int = option(0, "Sample only among the k most likely tokens; 0 = off.", ge=0)
+    batch_size: int = option(128, "Most sequences per generate call.", ge=1)
+
+
+# `algo.epsilon_high` when it is null, per loss type; DAPO's "clip-higher" default is 0.28.
+DEFAULT_EPSILON_HIGH = {"dapo": 0.28}
+_OTHER_EPSILON_HIGH = 0.2
+
+
+@dataclass
+class AlgoConfig(Section):
+    """The RL algorithm: advantages, policy loss, clipping and the extra loss terms."""
+
+    name: str = option("grpo", "RL algorithm.", choices=("grpo",))
+    advantage: str = option(
+        "dr_grpo",
+        "Advantage: grpo = (r - mean) / std over the group, dr_grpo = r - mean (no std).",
+        choices=("grpo", "dr_grpo"),
+    )
+    baseline: str = option(
+        "pooled",
+        "Responses whose mean reward is the baseline: pooled = all rounds of the problem in the "
+        "step, round = the same round only.",
+        choices=("pooled", "round"),
+    )
+    loss: str = option(
+        "dr_grpo",
+        "Policy-loss normalisation: grpo (Shao et al. 2024), dr_grpo (Liu et al. 2025) or dapo "
+        "(Yu et al. 2025).",
+        choices=("grpo", "dr_grpo", "dapo"),
+    )
+    epsilon_low: float = option(
+        0.2, "Probability ratios below 1 - epsilon_low are clipped.", gt=0, lt=1
+    )
+    epsilon_high: float | None = option(
+        None,
+        "Ratios above 1 + epsilon_high are clipped; null = 0.28 for loss dapo, else 0.2.",
+        gt=0,
+    )
+    beta: float = option(0.001, "Weight of the k3 KL penalty to the reference model.", ge=0)
+    gamma: float = option(0.001, "Weight of the hint-imitation loss on hint tokens.", ge=0)
+    epochs: int = option(1, "Optimisation passes over each rollout batch.", ge=1)
+    minibatch_size: int = option(
+        0, "Sequences per optimiser update; 0 = the whole rollout batch in one update.", ge=0
+    )
+    micro_batch_size: int = option(32, "Sequences per forward/backward pass.", ge=1)
+
+    @property
+    def resolved_epsilon_high(self) -> float:
+        """``epsilon_high``, or the loss type's default when it is ``None``."""
+        if self.epsilon_high is not None:
+            return self.epsilon_high
+        return DEFAULT_EPSILON_HIGH.get(self.loss, _OTHER_EPSILON_HIGH)
+
+
+@dataclass
+class OptimConfig(Section):
+    """The AdamW optimiser and the learning-rate schedule of the RL phase."""
+
+    lr: float = option(1e-4, "Peak learning rate.", gt=0)
+    weight_decay: float = option(0.0, "AdamW's decoupled weight decay.", ge=0)
+    betas: list[float] = option([0.9, 0.999], "AdamW's moment decay rates [beta1, beta2].")
+    scheduler: str = option(
+        "constant",
+        "Learning-rate schedule after warm-up: constant, or a linear or cosine decay to 0.",
+        choices=("constant", "linear", "cosine"),
+    )
+    warmup_steps: int = option(0, "Training steps of linear warm-up from 0 to lr.", ge=0)
+    max_grad_norm: float = option(
+        1.0, "Clip the global gradient L2 norm to this; 0 = no clipping.", ge=0
+    )
+
+    def check(self) -> None:
+        _require(
+            len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas),
+            "betas",
+            self.betas,
+            "give two numbers in [0, 1), e.g. [0.9, 0.999].",
+        )
+
+
+@dataclass
+class SFTConfig(Section):
+    """Optional supervised warm-up on procedural solutions before RL (it teaches a tiny model the
+    answer format)."""
+
+    steps: int = option(0, "Supervised warm-up steps before RL; 0 = none.", ge=0)
+    batch_size: int = option(32, "Problems per supervised step.", ge=1)
+    lr: float = option(1e-3, "Learning rate of the warm-up.", gt=0)
+    num_problems: int = option(4000, "Procedural problems generated for the warm-up.", ge=1)
+    difficulty: int | list[int] = option(
+        1, "Procedural difficulty of the warm-up: an int, or [lo, hi] for a range."
+    )
+    procedural_seed: int = option(2, "Seed of the warm-up's procedural problems.")
+
+    def check(self) -> None:
+        _check_difficulty("difficulty", self.difficulty)
+
+
+@dataclass
+class LogConfig(Section):
+    """Where metrics go."""
+
+    jsonl: bool = option(True, "Write every step's metrics as JSON lines in output_dir.")
+    tensorboard: bool = option(False, "Also log to TensorBoard (needs tensorboard).")
+    wandb: bool = option(False, "Also log to Weights & Biases (needs wandb).")
+    trackio: bool = option(False, "Also log to Trackio (needs trackio).")
+    project: str = option("seele", "Project name for wandb and trackio.")
+    progress: bool = option(True, "Show a progress bar.")
+    plot: bool = option(True, "Save plots of the main metrics in output_dir after training.")
+
+
+@dataclass
+class TrainConfig(Section):
+    """Everything a training run needs; the defaults are the embedded CPU demo."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    env: EnvConfig = field(default_factory=EnvConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    curriculum: CurriculumConfig = field(default_factory=CurriculumConfig)
+    generation: GenerationConfig = field(default_factory=GenerationConfig)
+    algo: AlgoConfig = field(default_factory=AlgoConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    sft: SFTConfig = field(default_factory=SFTConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+    steps: int = option(30, "Training steps.", ge=0)
+    problems_per_step: int = option(16, "Distinct problems sampled per training step.", ge=1)
+    seed: int = option(0, "Seed of every random number generator (python, numpy, torch).", ge=0)
+    output_dir: str = option("runs/seele", "Folder for the config, metrics, plots, checkpoints.")
+    checkpoint_every: int = option(
+        10, "Save a checkpoint every this many steps; 0 = only at the end.", ge=0
+    )
+    keep_checkpoints: int = option(2, "Most recent checkpoints kept; older are deleted.", ge=1)
+
+    def check(self) -> None:
+        _require(bool(self.output_dir.strip()), "output_dir", self.output_dir, "give a folder.")
+
+
+# --- conversion ----------------------------------------------------------------------------------
+
+# How a type reads in error messages: (one value, several values).
+_WORDS = {
+    bool: ("true or false", "bools"),
+    int: ("an integer", "integers"),
+    float: ("a float", "floats"),
+    str: ("a string", "strings"),
+    type(None): ("null", "nulls"),
+}
+
+
+@functools.cache
+def _type_hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _join(prefix: str, key: str) -> str:
+    if not prefix or not key:
+        return prefix or key
+    return prefix + key if key.startswith("[") else f"{prefix}.{key}"
+
+
+def _is_union(tp: Any) -> bool:
+    return typing.get_origin(tp) in (typing.Union, types.UnionType)
+
+
+def _describe(tp: Any) -> str:
+    """``tp`` in words: ``int | list[int]`` -> "an integer or a list of integers"."""
+    if _is_union(tp):
+        return " or ".join(_describe(arm) for arm in typing.get_args(tp))
+    if typing.get_origin(tp) is list:
+        item = typing.get_args(tp)[0]
+        return "a list of " + _WORDS.get(item, ("", "values"))[1]
+    if typing.get_origin(tp) is dict or dataclasses.is_dataclass(tp):
+        return "a mapping"
+    return _WORDS.get(tp, (getattr(tp, "__name__", str(tp)),))[0]
+
+
+def _label(tp: Any) -> str:
+    """``tp`` as written in the dataclass: ``int | list[int]``, ``dict[str, Any]``."""
+    if _is_union(tp):
+        return " | ".join(_label(arm) for arm in typing.get_args(tp))
+    if typing.get_origin(tp) in (list, dict):
+        args = ", ".join(_label(arg) for arg in typing.get_args(tp))
+        return f"{typing.get_origin(tp).__name__}[{args}]"
+    return "None" if tp is type(None) else "Any" if tp is Any else tp.__name__
+
+
+def _convert(value: Any, tp: Any, key: str) -> Any:
+    """``value`` checked against the type hint ``tp`` (ints widened to floats, mappings built into
+    dataclasses); ``key`` is its path, for errors."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if tp is Any:
+        return value
+    if _is_union(tp):
+        return _convert_union(value, tp, key)
+    if dataclasses.is_dataclass(tp):
+        if isinstance(value, tp):
+            return value
+        if isinstance(value, Mapping):
+            return _from_dict(tp, value, key)  # type: ignore[arg-type]
+    elif origin is list:
+        if isinstance(value, (list, tuple)):
+            return [_convert(item, args[0], f"{key}[{i}]") for i, item in enumerate(value)]
+    elif origin is dict:
+        if isinstance(value, Mapping) and all(isinstance(k, str) for k in value):
+            return {k: copy.deepcopy(_convert(v, args[1], _join(key, k))) for k, v in value.items()}
+    elif tp is bool:
+        if isinstance(value, bool):  # not 1/0 or "yes": a typo should not pass for a flag
+            return value
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+    elif tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not math.isfinite(value):
+                raise ConfigError(f"expected a finite float, got {value!r}", key)
+            return float(value)
+    elif isinstance(tp, type) and isinstance(value, tp):
+        return value
+    raise ConfigError(f"expected {_describe(tp)}, got {value!r} ({type(value).__name__})", key)
+
+
+def _convert_union(value: Any, tp: Any, key: str) -> Any:
+    arms = typing.get_args(tp)
+    if value is None and type(None) in arms:
+        return None
+    # When the value has the shape of one arm (a list for `list[int]`), that arm's error is the
+    # precise one ("env.difficulty[1]: expected an integer").
+    precise = None
+    for arm in arms:
+        try:
+            return _convert(value, arm, key)
+        except ConfigError as error:
+            container = typing.get_origin(arm) or (dict if dataclasses.is_dataclass(arm) else None)
+            if (container is list and isinstance(value, (list, tuple))) or (
+                container is dict and isinstance(value, Mapping)
+            ):
+                precise = precise or error
+    if precise is not None:
+        raise precise
+    raise ConfigError(f"expected {_describe(tp)}, got {value!r} ({type(value).__name__})", key)
+
+
+def _unknown_key(prefix: str, key: Any, known: Sequence[str]) -> ConfigError:
+    close = difflib.get_close_matches(str(key), known, n=1)
+    hint = f" Did you mean {_join(prefix, close[0])!r}?" if close else ""
+    where = f"of {prefix}" if prefix else "at the top level"
+    return ConfigError(
+        f"unknown key.{hint} Keys {where}: {', '.join(known)}.", _join(prefix, str(key))
+    )
+
+
+def _from_dict(cls: type[T], data: Any, prefix: str) -> T:
+    if not isinstance(data, Mapping):
+        what = f"{prefix} settings" if prefix else "settings"
+        raise ConfigError(
+            f"expected a mapping of {what}, got {data!r} ({type(data).__name__})", prefix
+        )
+    hints = _type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls) if f.init]  # type: ignore[arg-type]
+    kwargs = {}
+    for key, value in data.items():
+        if key not in names:
+            raise _unknown_key(prefix, key, names)
+        kwargs[key] = _convert(value, hints[key], _join(prefix, key))
+    try:
+        return cls(**kwargs)
+    except ConfigError as error:  # from the section's own checks, keyed from inside it
+        raise error.within(prefix) from None
+
+
+def config_from_dict(cls: type[T], data: Mapping[str, Any], *, source: str = "") -> T:
+    """Build the dataclass ``cls`` and its nested sections from plain data, checking every value.
+
+    Missing keys keep their defaults; each section runs its checks once built.
+
+    Args:
+        cls: A dataclass, usually :class:`TrainConfig`.
+        data: Nested mappings, e.g. read from YAML.
+        source: Where ``data`` came from (a file name), for error messages.
+
+    Raises:
+        ConfigError: An unknown key, a value of the wrong type or out of range.
+    """
+    try:
+        return _from_dict(cls, data, "")
+    except ConfigError as error:
+        raise error.from_source(source) from None
+
+
+def config_to_dict(cfg: Any) -> dict[str, Any]:
+    """``cfg`` as plain nested dicts and lists, safe for JSON and YAML."""
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, Mapping):
+            return {str(k): plain(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [plain(v) for v in value]
+        return value
+
+    return plain(dataclasses.asdict(cfg))
+
+
+def save_config(cfg: Any, path: str | os.PathLike[str]) -> Path:
+    """Write ``cfg`` to ``path`` as YAML (folders created); :func:`load_config` reads it back."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = yaml.dump(config_to_dict(cfg), Dumper=_Dumper, sort_keys=False, allow_unicode=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+# --- files and overrides -------------------------------------------------------------------------
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML as people mean it in a config: only true/false are bools, and 1e-4 is a float.
+
+    PyYAML follows YAML 1.1, where yes/no/on/off are bools (so `log.wandb=yes` would pass for a
+    flag) and a float needs a dot (`lr: 1e-4` would be a string). Both rules are replaced here.
+    """
+
+
+class _Dumper(yaml.SafeDumper):
+    """Writes what :class:`_Loader` reads back: text such as "1e5" is quoted."""
+
+
+for _cls in (_Loader, _Dumper):
+    _cls.yaml_implicit_resolvers = {
+        first: [(tag, rx) for tag, rx in resolvers if not tag.endswith((":bool", ":float"))]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+    _cls.add_implicit_resolver(
+        "tag:yaml.org,2002:bool",
+        re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+        list("tTfF"),
+    )
+    _cls.add_implicit_resolver(
+        "tag:yaml.org,2002:float",
+        re.compile(
+            r"^(?:[-+]?(?:[0-9][0-9_]*\.[0-9_]*|\.[0-9_]+)(?:[eE][-+]?[0-9]+)?"
+            r"|[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
+        ),
+        list("-+0123456789."),
+    )
+
+
+def _load_yaml(text: str) -> Any:
+    return yaml.load(text, Loader=_Loader)  # safe: _Loader builds no arbitrary objects
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """Split ``"algo.beta=0.01"`` into ``(["algo", "beta"], 0.01)``, reading the value as YAML.
+
+    So ``env.difficulty=[1, 3]``, ``model.revision=null``, ``log.wandb=true`` and ``optim.lr=1e-5``
+    work (only true/false are bools); quote text that YAML would read otherwise:
+    ``env.system_prompt='Answer: briefly'``.
+
+    Raises:
+        ConfigError: No ``=``, an empty key part or value, or a value that is not valid YAML.
+    """
+    source = f"override {text!r}"
+    key, sep, raw = text.partition("=")
+    keys = key.strip().split(".")
+    if not sep or not all(keys):
+        raise ConfigError("write KEY=VALUE with a dotted key, e.g. algo.beta=0.01.", source=source)
+    if not raw.strip():
+        raise ConfigError("no value after '='; write KEY=null for none.", source=source)
+    try:
+        value = _load_yaml(raw)
+    except yaml.YAMLError as error:
+        problem = " ".join(str(error).split())
+        message = f"the value {raw!r} is not valid YAML ({problem}); quote text values."
+        raise ConfigError(message, source=source) from None
+    return keys, value
+
+
+def _deep_set(data: dict[str, Any], cls: type, keys: list[str], value: Any) -> None:
+    """``data[k1][k2]... = value``, after checking the key path against the dataclass ``cls``."""
+    node, tp = data, cls
+    for depth, part in enumerate(keys):
+        here = ".".join(keys[:depth])
+        if dataclasses.is_dataclass(tp):
+            names = [f.name for f in dataclasses.fields(tp)]
+            if part not in names:
+                raise _unknown_key(here, part, names)
+            tp = _type_hints(tp)[part]
+        elif tp is Any or typing.get_origin(tp) is dict:  # free keys: curriculum.options.*
+            tp = Any if tp is Any else typing.get_args(tp)[1]
+        else:
+            raise ConfigError(f"is {_describe(tp)}, which has no key {part!r}.", here)
+        if depth == len(keys) - 1:
+            node[part] = value
+            return
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(
+                f"is {child!r}, not a mapping, so it has no key {keys[depth + 1]!r}.",
+                _join(here, part),
+            )
+        node = child
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        what = "is a folder, not a file" if path.is_dir() else "does not exist"
+        raise ConfigError(f"the config file {what}; check the path.", source=str(path))
+    try:
+        data = _load_yaml(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        raise ConfigError(f"not valid YAML: {error}", source=str(path)) from None
+    if data is None:  # an empty file: every default
+        return {}
+    if not isinstance(data, dict):
+        message = f"expected a mapping such as 'algo: {{beta: 0.01}}', got {type(data).__name__}."
+        raise ConfigError(message, source=str(path))
+    return data
+
+
+def load_config(
+    path: str | os.PathLike[str] | None = None, overrides: Sequence[str] = ()
+) -> TrainConfig:
+    """The training configuration: the defaults, then the YAML file at ``path``, then overrides.
+
+    Overrides (``"algo.beta=0.01"``, see :func:`parse_override`) apply in order, before the type
+    checks, so they are checked like the file.
+
+    Raises:
+        ConfigError: A missing file, bad YAML, an unknown key or a bad value; the message names
+            the file or override it came from.
+    """
+    data = _read_yaml(Path(path)) if path is not None else {}
+    applied: list[tuple[str, str]] = []  # (dotted key, override), to say where an error came from
+    for text in overrides:
+        keys, value = parse_override(text)
+        try:
+            _deep_set(data, TrainConfig, keys, value)
+        except ConfigError as error:
+            raise error.from_source(f"override {text!r}") from None
+        applied.append((".".join(keys), text))
+    try:
+        return config_from_dict(TrainConfig, data)
+    except ConfigError as error:
+        for key, text in reversed(applied):
+            if error.key == key or error.key.startswith((key + ".", key + "[")):
+                raise error.from_source(f"override {text!r}") from None
+        raise error.from_source("" if path is None else str(path)) from None
+
+
+# --- reference -----------------------------------------------------------------------------------
+
+
+def config_reference(cls: type = TrainConfig) -> str:
+    """Markdown tables of every field of ``cls``: its own keys first, then one table per section.
+
+    Columns: key | type | default | meaning (with the choices and bounds).
+    """
+    hints = _type_hints(cls)
+    blocks = [_table("Top level", cls, "")]
+    for f in dataclasses.fields(cls):
+        if dataclasses.is_dataclass(hints[f.name]):
+            blocks.append(_table(f"`{f.name}`", hints[f.name], f.name))
+    return "\n\n".join(blocks) + "\n"
+
+
+def _table(title: str, cls: type, prefix: str) -> str:
+    hints = _type_hints(cls)
+    doc = " ".join((cls.__doc__ or "").split("\n\n")[0].split()).replace("``", "`")
+    rows = [f"### {title}", "", doc, "", "| key | type | default | meaning |", "|---|---|---|---|"]
+    for f in dataclasses.fields(cls):
+        if dataclasses.is_dataclass(hints[f.name]):
+            continue
+        default = f.default if f.default_factory is dataclasses.MISSING else f.default_factory()
+        meaning = f.metadata.get("help", "")
+        bounds = [f"{_BOUNDS[b][1]} {f.metadata[b]}" for b in _BOUNDS if b in f.metadata]
+        if bounds:
+            meaning += f" Range: {', '.join(bounds)}."
+        if "choices" in f.metadata:
+            meaning += " Choices: " + ", ".join(f"`{c}`" for c in f.metadata["choices"]) + "."
+        cells = [f"`{_join(prefix, f.name)}`", f"`{_label(hints[f.name])}`"]
+        cells += [f"`{json.dumps(default)}`", meaning]
+        rows.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
+    return "\n".join(rows)
