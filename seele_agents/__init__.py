@@ -1,5 +1,15 @@
-"""Learners (GRPO, PPO, ...) that train transformers models against ``seele_env`` environments.
+"""Learners that train transformers models against ``seele_env`` environments.
 
-Nothing lives here yet: the learners arrive with the training issues. This package is where
-torch and transformers may be imported; ``seele_env`` never imports them.
+The package is where torch and transformers are imported (``seele_env`` never imports them).
+Its parts, each usable on its own:
+
+* :mod:`seele_agents.generation` -- the ``Generator`` protocol and the transformers backend
+  (``vllm_generation`` holds the optional vLLM backend, imported only when chosen);
+* :mod:`seele_agents.rollout` -- the only code that talks to both an env and a generator;
+* :mod:`seele_agents.advantages`, :mod:`seele_agents.losses` -- the pure tensor maths;
+* :mod:`seele_agents.grpo` -- the GRPO learner (``step(batch) -> metrics``);
+* :mod:`seele_agents.train`, :mod:`seele_agents.config`, :mod:`seele_agents.checkpoint`,
+  :mod:`seele_agents.cli` -- the training loop and the ``seele`` command.
+
+Importing the package imports none of them, so ``import seele_agents`` is cheap.
 """

