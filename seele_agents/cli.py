@@ -3,6 +3,7 @@
     seele train                                   # the embedded CPU demo (no downloads)
     seele train --config examples/configs/smollm2_gsm8k.yaml --set algo.beta=0.01
     seele train --model smollm2 --set steps=4      # any hub id or local folder works too
+    seele train --algo ppo                         # or reinforcepp; grpo is the default
     seele train --output-dir runs/x --resume latest
 
 ``--set key=value`` overrides one config field (YAML syntax for the value: ``--set
@@ -22,8 +23,9 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     train = commands.add_parser(
         "train",
-        help="train a model with GRPO and a hint curriculum",
-        description="Train with GRPO and a hint curriculum. With no arguments: the embedded "
+        help="train a model with GRPO, PPO or REINFORCE++ and a hint curriculum",
+        description="Train with GRPO (or PPO, REINFORCE++) and a hint curriculum. With no "
+        "arguments: the embedded "
         "CPU demo (tiny Llama, procedural problems, SEELE), about 10 minutes on 2 cores.",
     )
     train.add_argument("--config", help="a YAML config file (defaults: the CPU demo)")
@@ -32,6 +34,7 @@ def _parser() -> argparse.ArgumentParser:
         help="override a config field, e.g. --set algo.beta=0.01 (repeatable)",
     )  # fmt: skip
     train.add_argument("--model", help="hub id, local folder, 'smollm2' or 'tiny' (model.name)")
+    train.add_argument("--algo", help="grpo (default), ppo or reinforcepp (algo.name)")
     train.add_argument("--output-dir", help="where checkpoints, metrics and plots go")
     train.add_argument("--seed", type=int, help="random seed (seed)")
     train.add_argument(
@@ -51,8 +54,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from seele_agents.train import RunExistsError, train
 
     overrides = list(args.overrides)
-    for key, value in (("model.name", args.model), ("output_dir", args.output_dir),
-                       ("seed", args.seed)):  # fmt: skip
+    for key, value in (("model.name", args.model), ("algo.name", args.algo),
+                       ("output_dir", args.output_dir), ("seed", args.seed)):  # fmt: skip
         if value is not None:
             overrides.append(f"{key}={json.dumps(value)}")  # quoted: a YAML string as given
     try:

@@ -351,16 +351,21 @@ _OTHER_EPSILON_HIGH = 0.2
 class AlgoConfig(Section):
     """The RL algorithm: advantages, policy loss, clipping and the extra loss terms."""
 
-    name: str = option("grpo", "RL algorithm.", choices=("grpo",))
+    name: str = option(
+        "grpo",
+        "RL algorithm: grpo (group advantages), ppo (value head + GAE) or reinforcepp "
+        "(REINFORCE++: whitened returns, no critic); see docs/agents.md.",
+        choices=("grpo", "ppo", "reinforcepp"),
+    )
     advantage: str = option(
         "dr_grpo",
-        "Advantage: grpo = (r - mean) / std over the group, dr_grpo = r - mean (no std).",
+        "GRPO's advantage: grpo = (r - mean) / std over the group, dr_grpo = r - mean (no std).",
         choices=("grpo", "dr_grpo"),
     )
     baseline: str = option(
         "pooled",
-        "Responses whose mean reward is the baseline: pooled = all rounds of the problem in the "
-        "step, round = the same round only.",
+        "GRPO's baseline: the mean reward of pooled = all rounds of the problem in the step, "
+        "round = the same round only.",
         choices=("pooled", "round"),
     )
     loss: str = option(
@@ -377,13 +382,31 @@ class AlgoConfig(Section):
         "Ratios above 1 + epsilon_high are clipped; null = 0.28 for loss dapo, else 0.2.",
         gt=0,
     )
-    beta: float = option(0.001, "Weight of the k3 KL penalty to the reference model.", ge=0)
+    beta: float = option(
+        0.001,
+        "Weight of the KL penalty to the reference model: k3 KL in the loss for grpo, per-token "
+        "KL in the reward for ppo and reinforcepp.",
+        ge=0,
+    )
     gamma: float = option(0.001, "Weight of the hint-imitation loss on hint tokens.", ge=0)
     epochs: int = option(1, "Optimisation passes over each rollout batch.", ge=1)
     minibatch_size: int = option(
         0, "Sequences per optimiser update; 0 = the whole rollout batch in one update.", ge=0
     )
     micro_batch_size: int = option(32, "Sequences per forward/backward pass.", ge=1)
+    discount: float = option(
+        1.0, "Discount over generated tokens for ppo and reinforcepp's returns.", ge=0, le=1
+    )
+    gae_lambda: float = option(
+        1.0, "PPO's GAE lambda (1: returns minus values, no bootstrapping).", ge=0, le=1
+    )
+    value_coef: float = option(0.1, "PPO's weight of the value loss.", ge=0)
+    value_clip: float | None = option(
+        0.2, "PPO's clip range of values around the batch's old values; null = no clipping.", gt=0
+    )
+    value_lr: float | None = option(
+        1e-3, "Learning rate of PPO's value head (a new layer); null = optim.lr.", gt=0
+    )
 
     @property
     def resolved_epsilon_high(self) -> float:

@@ -85,7 +85,8 @@ def clipped_surrogate(
     Args:
         logp: ``[B, T]`` log-probs under the policy being trained (with gradient).
         old_logp: ``[B, T]`` log-probs under the policy that sampled the tokens.
-        advantages: ``[B]`` one advantage per sequence.
+        advantages: ``[B]`` one advantage per sequence (the sequence's advantage on each of its
+            tokens), or ``[B, T]`` one per token (PPO, REINFORCE++).
         epsilon_low: Lower clip width; the ratio is floored at ``1 - epsilon_low``.
         epsilon_high: Upper clip width; the ratio is capped at ``1 + epsilon_high``.
 
@@ -103,7 +104,7 @@ def clipped_surrogate(
         (-1.2, True)
     """
     ratio = torch.exp(logp - old_logp)  # [B, T]
-    adv = advantages.unsqueeze(-1)  # [B, 1], broadcast over tokens
+    adv = advantages.unsqueeze(-1) if advantages.ndim == 1 else advantages  # [B, 1] or [B, T]
     unclipped = ratio * adv  # [B, T]
     clipped = ratio.clamp(1.0 - epsilon_low, 1.0 + epsilon_high) * adv  # [B, T]
     loss = -torch.minimum(unclipped, clipped)  # [B, T]
@@ -317,7 +318,8 @@ def policy_loss(
     Args:
         logp: ``[B, T]`` token log-probs under the policy being trained (with gradient).
         old_logp: ``[B, T]`` log-probs under the sampling policy (only read under ``gen_mask``).
-        advantages: ``[B]`` one advantage per sequence.
+        advantages: ``[B]`` one advantage per sequence, or ``[B, T]`` one per token (only read
+            under ``gen_mask``).
         gen_mask: ``[B, T]`` bool, tokens the model generated.
         hint_mask: ``[B, T]`` bool, forced hint tokens; must not overlap ``gen_mask``.
             ``None``: no hint tokens.
@@ -382,9 +384,14 @@ def policy_loss(
             )
     if ref_logp is not None:
         _check_token_tensor("ref_logp", ref_logp, shape, is_mask=False)
-    if not isinstance(advantages, torch.Tensor) or advantages.shape != shape[:1]:
+    if not isinstance(advantages, torch.Tensor) or advantages.shape not in (shape[:1], shape):
         got = tuple(advantages.shape) if isinstance(advantages, torch.Tensor) else advantages
-        raise ValueError(f"advantages has shape {got}; pass one per sequence, ({shape[0]},).")
+        raise ValueError(
+            f"advantages has shape {got}; pass one per sequence, ({shape[0]},), or one per "
+            f"token, {tuple(shape)}."
+        )
+    if advantages.ndim == 2:  # per token: values outside gen_mask must not reach any gradient
+        advantages = torch.where(gen_mask, advantages, torch.zeros_like(advantages))
 
     aggregate = AGGREGATIONS[spec.aggregation]
     counts = {

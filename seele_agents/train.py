@@ -1,8 +1,10 @@
-"""The training loop: a model, an env with a curriculum, GRPO, checkpoints and metrics.
+"""The training loop: a model, an env with a curriculum, a learner, checkpoints and metrics.
 
 :func:`train` reads top to bottom: set up (model, envs, optimiser, generator, learner), resume if
 asked, optionally warm up with supervised fine-tuning, evaluate, then per training step
 ``collect_rollouts`` -> ``learner.step`` -> log -> checkpoint, and a final evaluation and plot.
+The learner is GRPO, PPO or REINFORCE++ (``algo.name``, :func:`make_learner`); all three
+share the rollouts, the loss code and this loop.
 With the default :class:`~seele_agents.config.TrainConfig` this is the embedded CPU demo: a tiny
 Llama built locally, SFT on easy procedural problems, GRPO + SEELE on harder ones.
 
@@ -33,7 +35,10 @@ from seele_agents.checkpoint import (
 from seele_agents.config import TrainConfig, config_to_dict, save_config
 from seele_agents.generation import SamplingParams, TransformersGenerator
 from seele_agents.grpo import GRPOLearner
+from seele_agents.learner import PolicyLearner
 from seele_agents.models import apply_lora, enable_gradient_checkpointing, load_model
+from seele_agents.ppo import PPOLearner, ValueHead
+from seele_agents.reinforcepp import ReinforcePPLearner
 from seele_agents.rollout import collect_rollouts, evaluate
 from seele_agents.tracking import MetricsLogger, read_metrics
 from seele_env.curricula import Curriculum, make_curriculum
@@ -58,7 +63,7 @@ class Run:
     eval_env: MathHintEnv
     eval_ids: list[str]
     generator: Any
-    learner: GRPOLearner
+    learner: PolicyLearner
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LambdaLR
 
@@ -104,6 +109,7 @@ def train(
         )
         run.env.load_state_dict(state["curriculum"])
         run.generator.set_rng_state(extra["generator_rng"])
+        run.learner.load_state_dict(extra.get("learner", {}))
         echo(f"resumed from {checkpoint} at step {start_step}")
     return loop(run, start_step, state, echo)
 
@@ -127,9 +133,13 @@ def build(config: TrainConfig, *, warm_start: bool = True, echo: Any = print) ->
     env = _make_env(config, tokenizer)
     eval_env, eval_ids = _make_eval_env(config, tokenizer, env.unwrapped)
     trainable = [p for p in model.parameters() if p.requires_grad]
-    oc = config.optim
+    oc, ac = config.optim, config.algo
+    groups: list[dict[str, Any]] = [{"params": trainable}]
+    value_head = ValueHead.for_model(model) if ac.name == "ppo" else None
+    if value_head is not None:  # a new layer: its own (higher) learning rate
+        groups.append({"params": list(value_head.parameters()), "lr": ac.value_lr or oc.lr})
     optimizer = torch.optim.AdamW(
-        trainable, lr=oc.lr, betas=tuple(oc.betas), weight_decay=oc.weight_decay
+        groups, lr=oc.lr, betas=tuple(oc.betas), weight_decay=oc.weight_decay
     )
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: lr_factor(s, oc.scheduler, oc.warmup_steps, config.steps)
@@ -137,17 +147,36 @@ def build(config: TrainConfig, *, warm_start: bool = True, echo: Any = print) ->
     gc = config.generation
     params = SamplingParams(gc.max_new_tokens, gc.temperature, gc.top_p, gc.top_k)
     generator = _make_generator(config, model, tokenizer, params)
-    ac = config.algo
-    learner = GRPOLearner(
-        model, optimizer, scheduler,
-        advantage=ac.advantage, baseline=ac.baseline, loss_type=ac.loss,
-        epsilon_low=ac.epsilon_low, epsilon_high=ac.epsilon_high, beta=ac.beta, gamma=ac.gamma,
-        epochs=ac.epochs, minibatch_size=ac.minibatch_size, micro_batch_size=ac.micro_batch_size,
-        max_grad_norm=oc.max_grad_norm, max_new_tokens=gc.max_new_tokens,
-        temperature=gc.temperature,
-    )  # fmt: skip
+    learner = make_learner(config, model, optimizer, scheduler, value_head)
     return Run(config, model, tokenizer, env, eval_env, eval_ids, generator, learner,
                optimizer, scheduler)  # fmt: skip
+
+
+def make_learner(
+    config: TrainConfig,
+    model: Any,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any = None,
+    value_head: ValueHead | None = None,
+) -> PolicyLearner:
+    """The learner ``config.algo.name`` names, with the config's options."""
+    ac, gc = config.algo, config.generation
+    shared = dict(
+        loss_type=ac.loss, epsilon_low=ac.epsilon_low, epsilon_high=ac.epsilon_high,
+        beta=ac.beta, gamma=ac.gamma, epochs=ac.epochs, minibatch_size=ac.minibatch_size,
+        micro_batch_size=ac.micro_batch_size, max_grad_norm=config.optim.max_grad_norm,
+        max_new_tokens=gc.max_new_tokens, temperature=gc.temperature,
+    )  # fmt: skip
+    if ac.name == "ppo":
+        return PPOLearner(
+            model, optimizer, scheduler, value_head=value_head, value_coef=ac.value_coef,
+            value_clip=ac.value_clip, discount=ac.discount, gae_lambda=ac.gae_lambda, **shared,
+        )  # fmt: skip
+    if ac.name == "reinforcepp":
+        return ReinforcePPLearner(model, optimizer, scheduler, discount=ac.discount, **shared)
+    return GRPOLearner(
+        model, optimizer, scheduler, advantage=ac.advantage, baseline=ac.baseline, **shared
+    )
 
 
 def loop(run: Run, start_step: int, state: dict[str, Any], echo: Any = print) -> dict[str, Any]:
@@ -350,7 +379,8 @@ def _save_checkpoint(run: Run, out: Path, step: int, summary: dict[str, Any]) ->
         tokenizer=run.tokenizer,
         state={"curriculum": run.env.state_dict(), "summary": summary,
                "config": config_to_dict(run.config)},
-        extra={"generator_rng": run.generator.get_rng_state()},
+        extra={"generator_rng": run.generator.get_rng_state(),
+               "learner": run.learner.state_dict()},
     )  # fmt: skip
 
 

@@ -179,7 +179,7 @@ ERRORS = [
     ("env.difficulty=[1, 2, 3]", "env.difficulty: got [1, 2, 3]; give an int in [1, 10]"),
     ("env.difficulty=0", "env.difficulty: got 0; give an int in [1, 10]"),
     ("sft.difficulty=[0, 2]", "sft.difficulty: got [0, 2]; give an int in [1, 10]"),
-    ("algo.beta=-0.1", "algo.beta: got -0.1; must be >= 0 (Weight of the k3 KL penalty"),
+    ("algo.beta=-0.1", "algo.beta: got -0.1; must be >= 0 (Weight of the KL penalty"),
     ("algo.epsilon_low=0", "algo.epsilon_low: got 0.0; must be > 0"),
     ("algo.epsilon_low=1", "algo.epsilon_low: got 1.0; must be < 1"),
     ("algo.micro_batch_size=0", "algo.micro_batch_size: got 0; must be >= 1"),
@@ -383,7 +383,7 @@ def test_reference_documents_every_key_once() -> None:
             assert len(re.split(r"(?<!\\)\|", line)) == 6, line  # 4 cells; `|` in types escaped
     assert "| `env.difficulty` | `int \\| list[int]` | `[1, 2]` |" in reference
     assert "Choices: `grpo`, `dr_grpo`, `dapo`." in reference
-    assert "| `algo.beta` | `float` | `0.001` | Weight of the k3 KL penalty" in reference
+    assert "| `algo.beta` | `float` | `0.001` | Weight of the KL penalty" in reference
 
 
 def test_docs_training_md_carries_the_current_config_reference():

@@ -37,17 +37,28 @@ def records(folder):
     return [json.loads(line) for line in lines]
 
 
-def test_resume_continues_exactly(tmp_path):
-    """4 steps in one go == 2 steps, stop, resume for 2 more: identical parameters."""
-    full = train(small_config(tmp_path, "full", "steps=4"), echo=lambda *_: None)
-    train(small_config(tmp_path, "split", "steps=2"), echo=lambda *_: None)
+@pytest.mark.parametrize("algo", ["grpo", "ppo", "reinforcepp"])
+def test_resume_continues_exactly(tmp_path, algo):
+    """4 steps in one go == 2 steps, stop, resume for 2 more: identical parameters (and, for
+    PPO, an identical value head)."""
+    full = train(small_config(tmp_path, "full", "steps=4", f"algo.name={algo}"), echo=print)
+    train(small_config(tmp_path, "split", "steps=2", f"algo.name={algo}"), echo=lambda *_: None)
     resumed = train(
-        small_config(tmp_path, "split", "steps=4"), resume="latest", echo=lambda *_: None
-    )
+        small_config(tmp_path, "split", "steps=4", f"algo.name={algo}"), resume="latest",
+        echo=lambda *_: None,
+    )  # fmt: skip
     a = weights(tmp_path / "full" / "checkpoints" / "step-00000004")
     b = weights(tmp_path / "split" / "checkpoints" / "step-00000004")
     assert a.keys() == b.keys()
     assert all(torch.equal(a[k], b[k]) for k in a)
+    extra = [torch.load(tmp_path / run / "checkpoints/step-00000004/extra.pt")["learner"]
+             for run in ("full", "split")]  # fmt: skip
+    if algo == "ppo":
+        heads = [e["value_head"] for e in extra]
+        assert heads[0]["linear.weight"].abs().sum() > 0  # the critic has learned something
+        assert all(torch.equal(heads[0][k], heads[1][k]) for k in heads[0])
+    else:
+        assert extra == [{}, {}]
     assert resumed["accuracy_before"] == full["accuracy_before"]
     # The resumed run's metrics continue the interrupted one's: the same reward at every step.
     full_rewards = [(r["step"], r["reward/mean"]) for r in records(tmp_path / "full")
