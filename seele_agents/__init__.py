@@ -6,8 +6,12 @@ Its parts, each usable on its own:
 * :mod:`seele_agents.generation` -- the ``Generator`` protocol and the transformers backend
   (``vllm_generation`` holds the optional vLLM backend, imported only when chosen);
 * :mod:`seele_agents.rollout` -- the only code that talks to both an env and a generator;
-* :mod:`seele_agents.advantages`, :mod:`seele_agents.losses` -- the pure tensor maths;
-* :mod:`seele_agents.grpo` -- the GRPO learner (``step(batch) -> metrics``);
+* :mod:`seele_agents.advantages`, :mod:`seele_agents.losses`, :mod:`seele_agents.returns` --
+  the pure tensor maths (group advantages, policy losses, token rewards, GAE, value loss);
+* :mod:`seele_agents.learner` -- the update loop every learner shares
+  (``step(batch) -> metrics``); :mod:`seele_agents.grpo`, :mod:`seele_agents.ppo` and
+  :mod:`seele_agents.reinforcepp` -- GRPO, PPO with a value head, REINFORCE++;
+* :mod:`seele_agents.trl_adapter` -- TRL's ``GRPOTrainer`` against the env (optional extra);
 * :mod:`seele_agents.train`, :mod:`seele_agents.config`, :mod:`seele_agents.checkpoint`,
   :mod:`seele_agents.cli` -- the training loop and the ``seele`` command.
 
