@@ -211,3 +211,22 @@ def test_a_few_steps_raise_the_reward_on_an_easy_task(tmp_path, algo):
         run.learner.step(collect_rollouts(run.env, run.generator, num_problems=64))
     after = mean_reward()
     assert after > before + 0.2, (before, after)
+
+
+def test_the_new_learner_example_in_docs_agents_md_runs(rollout):
+    """docs/agents.md's "Writing a new learner" block, executed as written."""
+    from pathlib import Path
+
+    docs = (Path(__file__).parent.parent / "docs" / "agents.md").read_text(encoding="utf-8")
+    section = docs.split("### Writing a new learner", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict = {}
+    exec(compile(code, "docs/agents.md", "exec"), namespace)  # our own docs, not model output
+    model, batch = rollout
+    policy = copy.deepcopy(model)
+    learner = namespace["MeanBaseline"](policy, torch.optim.SGD(policy.parameters(), lr=0.1))
+    before = [p.detach().clone() for p in policy.parameters()]
+    metrics = learner.step(batch)
+    expected = (batch.rewards - batch.rewards.mean()).abs().mean()
+    assert metrics["advantage/abs_mean"] == pytest.approx(float(expected))
+    assert any(not torch.equal(a, p) for a, p in zip(before, policy.parameters(), strict=True))
