@@ -216,6 +216,7 @@ class PolicyLearner:
                     "num_tokens": int(gen[mb].sum()),
                     "max_new_tokens": self.max_new_tokens,
                 }
+                hint_tokens = int(hint[mb].sum())
                 self.optimizer.zero_grad(set_to_none=True)
                 for micro in mb.split(self.micro_batch_size):
                     width = int(attn[micro].sum(-1).max())  # trim right padding
@@ -232,7 +233,7 @@ class PolicyLearner:
                         ref_logp=None if ref is None else ref[micro, cols],
                         loss_type=self.loss_type, epsilon_low=self.epsilon_low,
                         epsilon_high=self.epsilon_high, beta=beta_in_loss, gamma=self.gamma,
-                        num_hint_tokens=int(hint[mb].sum()), **counts,
+                        num_hint_tokens=hint_tokens, **counts,
                     )  # fmt: skip
                     sliced = {k: v[micro][:, cols] for k, v in targets.extra.items()}
                     extra, extra_metrics = self.extra_loss(output, sliced, gen[micro, cols], counts)
