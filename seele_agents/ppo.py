@@ -34,7 +34,7 @@ import torch
 
 from seele_agents.learner import PolicyLearner, Targets, logprobs_from_logits
 from seele_agents.losses import AGGREGATIONS
-from seele_agents.returns import gae, token_rewards, value_loss, whiten
+from seele_agents.returns import gae, masked_mean, token_rewards, value_loss, whiten
 from seele_agents.rollout import RolloutBatch
 
 __all__ = ["PPOLearner", "ValueHead"]
@@ -145,12 +145,12 @@ class PPOLearner(PolicyLearner):
         if self.whiten_advantages:
             advantages = whiten(advantages, gen)
         metrics = {
-            "value/mean": _masked_mean(values, gen),
-            "value/return_mean": _masked_mean(returns, gen),
+            "value/mean": masked_mean(values, gen),
+            "value/return_mean": masked_mean(returns, gen),
             "value/explained_variance": explained_variance(values, returns, gen),
         }
         if ref is not None:
-            metrics["kl/reward_mean"] = _masked_mean(old - ref, gen)
+            metrics["kl/reward_mean"] = masked_mean(old - ref, gen)
         return Targets(
             advantages, old_logp=old, extra={"returns": returns, "old_values": values},
             metrics=metrics,
@@ -194,7 +194,3 @@ def explained_variance(values: torch.Tensor, returns: torch.Tensor, mask: torch.
     if r.numel() < 2 or float(r.var()) == 0:
         return float("nan")
     return float(1 - (r - v).var() / r.var())
-
-
-def _masked_mean(values: torch.Tensor, mask: torch.Tensor) -> float:
-    return float(values[mask].float().mean()) if bool(mask.any()) else 0.0

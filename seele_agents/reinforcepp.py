@@ -28,7 +28,7 @@ from typing import Any
 import torch
 
 from seele_agents.learner import PolicyLearner, Targets
-from seele_agents.returns import discounted_returns, token_rewards, whiten
+from seele_agents.returns import discounted_returns, masked_mean, token_rewards, whiten
 from seele_agents.rollout import RolloutBatch
 
 __all__ = ["ReinforcePPLearner"]
@@ -75,7 +75,7 @@ class ReinforcePPLearner(PolicyLearner):
             batch.rewards.to(ids.device), gen, logp=old, ref_logp=ref, beta=self.beta
         )
         returns = discounted_returns(rewards, gen, discount=self.discount)
-        metrics = {"return/mean": float(returns[gen].mean()) if bool(gen.any()) else 0.0}
+        metrics = {"return/mean": masked_mean(returns, gen)}
         if ref is not None and old is not None:
-            metrics["kl/reward_mean"] = float((old - ref)[gen].mean()) if bool(gen.any()) else 0.0
+            metrics["kl/reward_mean"] = masked_mean(old - ref, gen)
         return Targets(whiten(returns, gen), old_logp=None if on_policy else old, metrics=metrics)

@@ -31,7 +31,15 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["discounted_returns", "gae", "last_token_index", "token_rewards", "value_loss", "whiten"]
+__all__ = [
+    "discounted_returns",
+    "gae",
+    "last_token_index",
+    "masked_mean",
+    "token_rewards",
+    "value_loss",
+    "whiten",
+]
 
 
 def _check(name: str, tensor: torch.Tensor, mask: torch.Tensor) -> None:
@@ -145,6 +153,11 @@ def discounted_returns(
     """``G_t = r_t + discount * G_next`` over each row's generated tokens; 0 elsewhere."""
     _, returns = gae(rewards, torch.zeros_like(rewards), mask, discount=discount, lam=1.0)
     return returns
+
+
+def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> float:
+    """Mean of ``values`` where ``mask`` is True, as a float; 0 when nothing is masked."""
+    return float(values[mask].float().mean()) if bool(mask.any()) else 0.0
 
 
 def whiten(
