@@ -202,50 +202,23 @@ class PolicyLearner:
         start = time.perf_counter()
         targets = self.prepare(batch, ids, attn, gen)
         seconds_prepare = time.perf_counter() - start
-        beta_in_loss = 0.0 if self.kl_in_reward else self.beta
 
         self.model.train()
         totals: dict[str, float] = {}
         grad_norms = []
-        start = time.perf_counter()
+        seconds = {"forward_backward": 0.0, "optimizer": 0.0}
         for _ in range(self.epochs):
             order = torch.randperm(rows) if size < rows else torch.arange(rows)
             for mb in order.split(size):
-                counts = {
-                    "num_sequences": len(mb),
-                    "num_tokens": int(gen[mb].sum()),
-                    "max_new_tokens": self.max_new_tokens,
-                }
-                hint_tokens = int(hint[mb].sum())
-                self.optimizer.zero_grad(set_to_none=True)
-                for micro in mb.split(self.micro_batch_size):
-                    width = int(attn[micro].sum(-1).max())  # trim right padding
-                    logp, output = self.forward(ids[micro, :width], attn[micro, :width])
-                    cols = slice(0, width - 1)
-                    old = targets.old_logp
-                    ref = targets.ref_logp
-                    advantages = targets.advantages[micro]
-                    if advantages.ndim == 2:
-                        advantages = advantages[:, cols]
-                    loss, metrics = policy_loss(
-                        logp, logp.detach() if old is None else old[micro, cols], advantages,
-                        gen[micro, cols], hint_mask=hint[micro, cols],
-                        ref_logp=None if ref is None else ref[micro, cols],
-                        loss_type=self.loss_type, epsilon_low=self.epsilon_low,
-                        epsilon_high=self.epsilon_high, beta=beta_in_loss, gamma=self.gamma,
-                        num_hint_tokens=hint_tokens, **counts,
-                    )  # fmt: skip
-                    sliced = {k: v[micro][:, cols] for k, v in targets.extra.items()}
-                    extra, extra_metrics = self.extra_loss(output, sliced, gen[micro, cols], counts)
-                    if extra is not None:
-                        loss = loss + extra
-                        metrics["loss/total"] = loss.detach()
-                    loss.backward()
-                    for key, value in {**metrics, **extra_metrics}.items():
-                        totals[key] = totals.get(key, 0.0) + float(value)
-                grad_norms.append(self._clip_and_step())
-        if self.scheduler is not None:
-            self.scheduler.step()
+                with _timed(seconds, "optimizer"):
+                    self.optimizer.zero_grad(set_to_none=True)
+                with _timed(seconds, "forward_backward"):
+                    self._accumulate(mb, ids, attn, gen, hint, targets, totals)
+                with _timed(seconds, "optimizer"):
+                    grad_norms.append(self._clip_and_step())
+        with _timed(seconds, "optimizer"):
+            if self.scheduler is not None:
+                self.scheduler.step()
         updates = len(grad_norms)
         out = {key: value / updates for key, value in totals.items()}
         out.update(group_stats(batch.rewards, batch.group_index))
@@ -258,8 +231,55 @@ class PolicyLearner:
         out["optim/lr"] = float(self.optimizer.param_groups[0]["lr"])
         out["optim/updates"] = float(updates)
         out["time/reference_s"] = seconds_prepare
-        out["time/train_s"] = time.perf_counter() - start
+        out["time/forward_backward_s"] = seconds["forward_backward"]
+        out["time/optimizer_s"] = seconds["optimizer"]
+        out["time/train_s"] = seconds["forward_backward"] + seconds["optimizer"]
         return out
+
+    def _accumulate(
+        self,
+        mb: torch.Tensor,
+        ids: torch.Tensor,
+        attn: torch.Tensor,
+        gen: torch.Tensor,
+        hint: torch.Tensor,
+        targets: Targets,
+        totals: dict[str, float],
+    ) -> None:
+        """Forward, loss and backward of one minibatch's rows ``mb``, in micro-batches; adds the
+        loss metrics to ``totals``."""
+        counts = {
+            "num_sequences": len(mb),
+            "num_tokens": int(gen[mb].sum()),
+            "max_new_tokens": self.max_new_tokens,
+        }
+        hint_tokens = int(hint[mb].sum())
+        beta_in_loss = 0.0 if self.kl_in_reward else self.beta
+        for micro in mb.split(self.micro_batch_size):
+            width = int(attn[micro].sum(-1).max())  # trim right padding
+            logp, output = self.forward(ids[micro, :width], attn[micro, :width])
+            cols = slice(0, width - 1)
+            old = targets.old_logp
+            ref = targets.ref_logp
+            advantages = targets.advantages[micro]
+            if advantages.ndim == 2:
+                advantages = advantages[:, cols]
+            loss, metrics = policy_loss(
+                logp, logp.detach() if old is None else old[micro, cols], advantages,
+                gen[micro, cols], hint_mask=hint[micro, cols],
+                ref_logp=None if ref is None else ref[micro, cols],
+                loss_type=self.loss_type, epsilon_low=self.epsilon_low,
+                epsilon_high=self.epsilon_high, beta=beta_in_loss, gamma=self.gamma,
+                num_hint_tokens=hint_tokens, **counts,
+            )  # fmt: skip
+            sliced = {k: v[micro][:, cols] for k, v in targets.extra.items()}
+            extra, extra_metrics = self.extra_loss(output, sliced, gen[micro, cols], counts)
+            if extra is not None:
+                loss = loss + extra
+                metrics["loss/total"] = loss.detach()
+            loss.backward()
+            for key, value in {**metrics, **extra_metrics}.items():
+                totals[key] = totals.get(key, 0.0) + float(value)
 
     def _clip_and_step(self) -> float:
         params = [p for group in self.optimizer.param_groups for p in group["params"]]
@@ -307,6 +327,16 @@ class PolicyLearner:
 
 def _is_peft(model: Any) -> bool:
     return hasattr(model, "disable_adapter") and hasattr(model, "peft_config")
+
+
+@contextmanager
+def _timed(seconds: dict[str, float], key: str) -> Iterator[None]:
+    """Add the wall time of the ``with`` block to ``seconds[key]``."""
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        seconds[key] += time.perf_counter() - start
 
 
 @contextmanager

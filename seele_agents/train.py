@@ -122,7 +122,7 @@ def build(config: TrainConfig, *, warm_start: bool = True, echo: Any = print) ->
     )
     out = Path(config.output_dir)
     if config.sft.steps > 0:
-        _warm_up(config, model, tokenizer, out / SFT_FOLDER, fresh=warm_start, echo=echo)
+        warm_up(config, model, tokenizer, out / SFT_FOLDER, fresh=warm_start, echo=echo)
     if mc.gradient_checkpointing:
         enable_gradient_checkpointing(model)
     if mc.lora_rank > 0:
@@ -316,7 +316,7 @@ def _make_generator(config: TrainConfig, model: Any, tokenizer: Any, params: Sam
     )
 
 
-def _warm_up(
+def warm_up(
     config: TrainConfig, model: Any, tokenizer: Any, folder: Path, *, fresh: bool, echo: Any
 ) -> None:
     """SFT warm-up; its result is saved so a resumed run gets the same reference model."""
