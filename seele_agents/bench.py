@@ -1,0 +1,486 @@
+"""Curricula compared at a matched rollout budget: one model, one start, each curriculum, seeds.
+
+Every run is an ordinary ``seele train`` run in its own folder (config, metrics, checkpoints):
+the same start model (one supervised warm-up, shared by all runs), the same training problems,
+the same steps × problems × rounds × group size, so every curriculum spends exactly the same
+number of rollouts; only ``curriculum.name`` and ``seed`` differ. The result is the held-out
+accuracy (no hint, greedy) of each run, mean ± standard deviation over seeds per curriculum,
+learning curves against rollouts spent (``curves.png``), a markdown table (``results.md``) and
+everything as JSON (``results.json``).
+
+    seele bench                                   # = seele bench curricula --preset cpu
+    seele bench curricula --preset smoke          # a minute: checks the plumbing only
+    seele bench curricula --curricula none seele --seeds 0 1 2 3 --workers 2
+    seele bench curricula --config my.yaml --set steps=200 --output-dir runs/bench-gsm8k
+
+An interrupted benchmark resumes where it stopped when run again with the same options
+(finished runs are read back, an unfinished one resumes from its last checkpoint). See
+docs/benchmarks.md for the presets and measured results.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+# label -> (curriculum name, options). Schedules are scaled to the run's length in `_options`.
+LINEUP: dict[str, tuple[str, dict[str, Any]]] = {
+    "none": ("none", {}),  # plain GRPO: no hint ever
+    "fixed": ("fixed", {"hint_rate": 0.5}),
+    "uft": ("uft", {}),  # cosine decay from the whole solution to none over the run
+    "questa": ("questa", {}),  # 50% of the solution, then 25% from half-way
+    "bisection": ("bisection", {}),
+    "dynamic": ("dynamic", {}),  # DAPO-style: skip problems whose groups were all 0 or all 1
+    "seele": ("seele", {}),
+}
+
+# name -> (description, config overrides, curricula, seeds). Overrides use `--set` syntax.
+PRESETS: dict[str, tuple[str, list[str], list[str], list[int]]] = {
+    "cpu": (
+        "tiny Llama, procedural arithmetic harder than its warm-up; every curriculum, 3 seeds",
+        [
+            "steps=16",
+            "problems_per_step=16",
+            "eval.every_steps=4",
+            "eval.num_problems=200",
+        ],
+        list(LINEUP),
+        [0, 1, 2],
+    ),
+    "smoke": (
+        "seconds per run: checks the plumbing, measures nothing",
+        [
+            "steps=2",
+            "problems_per_step=2",
+            "curriculum.num_rounds=2",
+            "curriculum.group_size=2",
+            "generation.max_new_tokens=16",
+            "sft.steps=4",
+            "sft.num_problems=16",
+            "sft.batch_size=4",
+            "env.num_problems=16",
+            "eval.num_problems=4",
+            "eval.every_steps=1",
+            "checkpoint_every=1",
+        ],
+        ["none", "seele"],
+        [0, 1],
+    ),
+}
+
+
+@dataclass
+class BenchSpec:
+    """What a benchmark runs.
+
+    Attributes:
+        base: The training config every run starts from (``seed``, ``output_dir`` and
+            ``curriculum.name`` are set per run).
+        curricula: Labels from :data:`LINEUP`.
+        seeds: One run per curriculum per seed.
+        output_dir: The benchmark's folder: ``start/``, ``runs/<label>/seed-<s>/``, results.
+        workers: Runs trained at the same time, each in its own process.
+        threads: Torch threads per worker.
+    """
+
+    base: Any
+    curricula: list[str]
+    seeds: list[int]
+    output_dir: Path
+    workers: int = 1
+    threads: int = 1
+    preset: str = ""
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def rollouts_per_step(self) -> int:
+        """Rollouts every run spends per training step (the matched budget's unit)."""
+        c = self.base
+        return c.problems_per_step * c.curriculum.num_rounds * c.curriculum.group_size
+
+
+# --- statistics (pure) --------------------------------------------------------------------------
+
+
+def mean_std(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (``ddof=1``; 0.0 for a single value)."""
+    n = len(values)
+    if n == 0:
+        return math.nan, math.nan
+    mean = sum(values) / n
+    if n == 1:
+        return mean, 0.0
+    return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
+
+
+def paired_differences(a: dict[int, float], b: dict[int, float]) -> tuple[float, float, int]:
+    """Mean and sample sd of ``a[s] - b[s]`` over the seeds both have, and how many there are."""
+    seeds = sorted(set(a) & set(b))
+    mean, sd = mean_std([a[s] - b[s] for s in seeds])
+    return mean, sd, len(seeds)
+
+
+# --- running ------------------------------------------------------------------------------------
+
+
+def run_folder(spec: BenchSpec, label: str, seed: int) -> Path:
+    """Where the run of ``label`` with ``seed`` lives."""
+    return spec.output_dir / "runs" / label / f"seed-{seed}"
+
+
+def _options(label: str, steps: int) -> tuple[str, dict[str, Any]]:
+    """The curriculum and its options, schedules spanning the run's ``steps``."""
+    name, options = LINEUP[label]
+    options = dict(options)
+    if name == "uft":
+        options.setdefault("horizon", max(1, steps))
+    if name == "questa":
+        options.setdefault("boundaries", [max(1, steps // 2)])
+    return name, options
+
+
+def run_config(spec: BenchSpec, label: str, seed: int, start: Path | None) -> Any:
+    """The training config of one run: the base, from the shared start, one curriculum."""
+    from seele_agents.config import TrainConfig, config_from_dict, config_to_dict
+
+    data = config_to_dict(spec.base)
+    name, options = _options(label, spec.base.steps)
+    data["curriculum"].update(name=name, options=options)
+    data.update(seed=seed, output_dir=str(run_folder(spec, label, seed)))
+    data["log"].update(progress=False, plot=False)
+    if start is not None:  # the shared warm-up replaces each run's own
+        data["model"]["name"] = str(start)
+        data["sft"]["steps"] = 0
+    return config_from_dict(TrainConfig, data, source=f"bench run {label}/seed-{seed}")
+
+
+def prepare_start(spec: BenchSpec, echo: Any = print) -> Path | None:
+    """The shared start model: the base model after its warm-up, saved once (``start/``).
+
+    Returns ``None`` when the base config has no warm-up (runs then load ``model.name``).
+    """
+    config = spec.base
+    if config.sft.steps == 0:
+        return None
+    folder = spec.output_dir / "start"
+    if (folder / "config.json").exists():
+        return folder
+    import torch
+
+    from seele_agents.models import load_model, save_merged
+    from seele_agents.train import seed_everything, warm_up
+
+    torch.set_num_threads(spec.threads)
+    seed_everything(config.seed)
+    mc = config.model
+    model, tokenizer = load_model(
+        mc.name, dtype=mc.dtype, device=mc.device, revision=mc.revision, seed=config.seed
+    )
+    started = time.perf_counter()
+    warm_up(config, model, tokenizer, spec.output_dir / "start-sft", fresh=True, echo=echo)
+    tmp = folder.with_name("start.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    save_merged(model, tokenizer, tmp)
+    tmp.rename(folder)
+    shutil.rmtree(spec.output_dir / "start-sft", ignore_errors=True)
+    spec.timings["start_s"] = time.perf_counter() - started
+    return folder
+
+
+def _train_one(config: Any, threads: int) -> dict[str, Any]:
+    """Train one run (in a worker process or here); returns its summary."""
+    import torch
+
+    from seele_agents.checkpoint import latest_checkpoint
+    from seele_agents.train import train
+
+    torch.set_num_threads(threads)
+    out = Path(config.output_dir)
+    done = out / "bench_summary.json"
+    if done.exists():
+        return json.loads(done.read_text(encoding="utf-8"))
+    resume = None
+    if latest_checkpoint(out) is not None:
+        resume = "latest"
+    elif out.exists():  # started but never checkpointed: start that run again
+        shutil.rmtree(out)
+    started = time.perf_counter()
+    summary = train(config, resume=resume, echo=lambda *a, **k: None)
+    summary["seconds"] = time.perf_counter() - started
+    summary["resumed"] = resume is not None
+    tmp = done.with_suffix(".tmp")
+    tmp.write_text(json.dumps(summary, indent=1), encoding="utf-8")
+    os.replace(tmp, done)
+    return summary
+
+
+def run_bench(spec: BenchSpec, echo: Any = print) -> dict[str, Any]:
+    """Train every (curriculum, seed) run not finished yet, then collect and write the results."""
+    spec.output_dir.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    start = prepare_start(spec, echo)
+    jobs = [(label, seed) for seed in spec.seeds for label in spec.curricula]
+    configs = {job: run_config(spec, *job, start) for job in jobs}
+    echo(
+        f"{len(jobs)} runs ({len(spec.curricula)} curricula × {len(spec.seeds)} seeds), "
+        f"{spec.base.steps} steps × {spec.rollouts_per_step} rollouts each, "
+        f"{spec.workers} at a time"
+    )
+    finished = 0
+
+    def report(job: tuple[str, int], summary: dict[str, Any]) -> None:
+        nonlocal finished
+        finished += 1
+        echo(
+            f"  [{finished}/{len(jobs)}] {job[0]:>9} seed {job[1]}: held-out "
+            f"{summary['accuracy_before']:.3f} -> {summary['accuracy_after']:.3f} "
+            f"({summary['seconds']:.0f} s)"
+        )
+
+    if spec.workers <= 1:
+        for job in jobs:
+            report(job, _train_one(configs[job], spec.threads))
+    else:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(spec.workers, mp_context=context) as pool:
+            futures = {pool.submit(_train_one, configs[j], spec.threads): j for j in jobs}
+            for future in as_completed(futures):
+                report(futures[future], future.result())
+    spec.timings["wall_s"] = time.perf_counter() - started
+    results = collect(spec)
+    write_results(spec, results)
+    return results
+
+
+# --- results ------------------------------------------------------------------------------------
+
+
+def collect(spec: BenchSpec) -> dict[str, Any]:
+    """Per-run figures and per-curriculum statistics, read back from the runs' folders."""
+    from seele_agents.tracking import read_metrics
+
+    per_step = spec.rollouts_per_step
+    curricula: dict[str, Any] = {}
+    for label in spec.curricula:
+        runs = {}
+        for seed in spec.seeds:
+            folder = run_folder(spec, label, seed)
+            summary_path = folder / "bench_summary.json"
+            if not summary_path.exists():
+                continue
+            summary = json.loads(summary_path.read_text(encoding="utf-8"))
+            records = read_metrics(folder / "metrics.jsonl")
+            steps = [r for r in records if "reward/accuracy" in r]
+            last = steps[-max(1, len(steps) // 4) :]  # the last quarter of the run
+            runs[str(seed)] = {  # str: the same keys as in results.json
+                "accuracy_before": summary["accuracy_before"],
+                "accuracy_after": summary["accuracy_after"],
+                "seconds": summary["seconds"],
+                "curve": [
+                    [r["step"] * per_step, r["eval/accuracy"]]
+                    for r in records
+                    if r.get("eval/accuracy") is not None
+                ],
+                "hint_rate": [[r["step"] * per_step, r["curriculum/hint_rate"]] for r in steps],
+                "train_accuracy": [[r["step"] * per_step, r["reward/accuracy"]] for r in steps],
+                "train_accuracy_last": mean_std([r["reward/accuracy"] for r in last])[0],
+                "hint_rate_mean": mean_std([r["curriculum/hint_rate"] for r in steps])[0],
+                "step_s": mean_std([r["time/step_s"] for r in steps])[0],
+            }
+        after = [r["accuracy_after"] for r in runs.values()]
+        gains = [r["accuracy_after"] - r["accuracy_before"] for r in runs.values()]
+        curricula[label] = {
+            "runs": runs,
+            "accuracy_after": mean_std(after),
+            "gain": mean_std(gains),
+            "train_accuracy_last": mean_std([r["train_accuracy_last"] for r in runs.values()]),
+            "hint_rate_mean": mean_std([r["hint_rate_mean"] for r in runs.values()])[0],
+            "step_s": mean_std([r["step_s"] for r in runs.values()])[0],
+        }
+    comparisons = {}
+    if "none" in curricula:
+        base = {s: r["accuracy_after"] for s, r in curricula["none"]["runs"].items()}
+        for label, c in curricula.items():
+            if label != "none":
+                mine = {s: r["accuracy_after"] for s, r in c["runs"].items()}
+                comparisons[label] = paired_differences(mine, base)
+    from seele_agents.config import config_to_dict
+
+    return {
+        "preset": spec.preset,
+        "rollouts_per_run": spec.base.steps * per_step,
+        "rollouts_per_step": per_step,
+        "steps": spec.base.steps,
+        "seeds": spec.seeds,
+        "eval_problems": spec.base.eval.num_problems,
+        "curricula": curricula,
+        "minus_none": comparisons,
+        "timings": spec.timings,
+        "config": config_to_dict(spec.base),
+    }
+
+
+def _pm(pair: Sequence[float], digits: int = 3) -> str:
+    mean, sd = pair
+    return "—" if math.isnan(mean) else f"{mean:.{digits}f} ± {sd:.{digits}f}"
+
+
+def format_table(results: dict[str, Any]) -> str:
+    """The markdown table: one row per curriculum, statistics over seeds."""
+    lines = [
+        f"{results['steps']} steps × {results['rollouts_per_step']} rollouts = "
+        f"{results['rollouts_per_run']:,} rollouts per run; seeds {results['seeds']}; held-out "
+        f"= {results['eval_problems']} problems, no hint, greedy (mean ± sd over seeds).",
+        "",
+        "| curriculum | held-out after | gain over start | minus none (paired) | per seed "
+        "| train accuracy, last quarter | mean hint rate | s/step |",
+        "|---|---:|---:|---:|---|---:|---:|---:|",
+    ]
+    for label, c in results["curricula"].items():
+        seeds = " / ".join(
+            f"{r['accuracy_before']:.3f}→{r['accuracy_after']:.3f}" for r in c["runs"].values()
+        )
+        diff = results["minus_none"].get(label)
+        diff_text = "—" if diff is None else f"{diff[0]:+.3f} ± {diff[1]:.3f}"
+        lines.append(
+            f"| {label} | {_pm(c['accuracy_after'])} | {_pm(c['gain'])} | {diff_text} "
+            f"| {seeds} | {_pm(c['train_accuracy_last'], 2)} | {c['hint_rate_mean']:.2f} "
+            f"| {c['step_s']:.1f} |"
+        )
+    return "\n".join(lines)
+
+
+def plot_curves(results: dict[str, Any], path: Path) -> Path:
+    """Held-out accuracy, training accuracy and hint rate against rollouts, mean ± sd bands."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    panels = (
+        ("curve", "held-out accuracy (no hint, greedy)"),
+        ("train_accuracy", "training accuracy (with hints)"),
+        ("hint_rate", "mean hint rate"),
+    )
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.3 * len(panels), 3.4))
+    for ax, (key, title) in zip(axes, panels, strict=True):
+        for label, c in results["curricula"].items():
+            series = [r[key] for r in c["runs"].values() if r[key]]
+            if not series:
+                continue
+            n = min(len(s) for s in series)
+            x = np.array([p[0] for p in series[0][:n]])
+            y = np.array([[p[1] for p in s[:n]] for s in series])
+            mean, sd = y.mean(0), y.std(0, ddof=1) if len(y) > 1 else np.zeros(n)
+            (line,) = ax.plot(x, mean, label=label, lw=2 if label == "seele" else 1.2)
+            ax.fill_between(x, mean - sd, mean + sd, color=line.get_color(), alpha=0.12)
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("rollouts")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def write_results(spec: BenchSpec, results: dict[str, Any]) -> None:
+    """``results.json``, ``results.md`` and ``curves.png`` in the benchmark's folder."""
+    out = spec.output_dir
+    (out / "results.json").write_text(json.dumps(results, indent=1), encoding="utf-8")
+    (out / "results.md").write_text(format_table(results) + "\n", encoding="utf-8")
+    plot_curves(results, out / "curves.png")
+
+
+# --- command line -------------------------------------------------------------------------------
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``seele bench curricula``."""
+    parser.add_argument(
+        "--preset", default="cpu", choices=sorted(PRESETS),
+        help="; ".join(f"{k}: {v[0]}" for k, v in PRESETS.items()),
+    )  # fmt: skip
+    parser.add_argument("--config", help="a YAML training config applied over the preset")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+        help="override a training config field for every run (repeatable)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--curricula", nargs="+", metavar="NAME",
+        help=f"curricula to compare, from {list(LINEUP)} (default: the preset's)",
+    )  # fmt: skip
+    parser.add_argument("--seeds", nargs="+", type=int, help="seeds (default: the preset's)")
+    parser.add_argument(
+        "--workers", type=int, default=min(2, os.cpu_count() or 1),
+        help="runs trained at once, one process each (default: 2 on a machine with 2+ cores)",
+    )  # fmt: skip
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per worker")
+    parser.add_argument("--output-dir", help="default: runs/bench-<preset>")
+    parser.add_argument(
+        "--overwrite", action="store_true", help="delete earlier runs in --output-dir first"
+    )
+
+
+def spec_from_args(args: argparse.Namespace) -> BenchSpec:
+    """Check the options and build the :class:`BenchSpec` (``ValueError`` names a bad one)."""
+    from seele_agents.config import load_config
+
+    _, overrides, curricula, seeds = PRESETS[args.preset]
+    curricula = list(args.curricula or curricula)
+    unknown = [c for c in curricula if c not in LINEUP]
+    if unknown:
+        raise ValueError(f"unknown curricula {unknown}; choose from {list(LINEUP)}.")
+    if len(set(curricula)) != len(curricula):
+        raise ValueError(f"--curricula {curricula} names one twice; give each once.")
+    seeds = list(args.seeds if args.seeds is not None else seeds)
+    if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
+        raise ValueError(f"--seeds {seeds}: give distinct seeds >= 0.")
+    if args.workers < 1 or args.threads < 1:
+        raise ValueError(f"--workers {args.workers} / --threads {args.threads}: use 1 or more.")
+    base = load_config(args.config, [*overrides, *args.overrides])
+    out = Path(args.output_dir or f"runs/bench-{args.preset}")
+    return BenchSpec(
+        base, curricula, seeds, out, workers=args.workers, threads=args.threads,
+        preset=args.preset,
+    )  # fmt: skip
+
+
+def run(args: argparse.Namespace) -> int:
+    """``seele bench curricula``: returns the exit status."""
+    from seele_agents.config import ConfigError
+
+    try:
+        spec = spec_from_args(args)
+    except (ValueError, ConfigError, FileNotFoundError) as error:
+        print(f"seele bench: error: {error}", file=sys.stderr)
+        return 2
+    if args.overwrite and spec.output_dir.exists():
+        shutil.rmtree(spec.output_dir)
+    try:
+        results = run_bench(spec)
+    except KeyboardInterrupt:
+        print("\ninterrupted: run the same command again to resume", file=sys.stderr)
+        return 130
+    print()
+    print(format_table(results))
+    for label, (mean, sd, n) in results["minus_none"].items():
+        if label == "seele":
+            print(f"\nSEELE minus plain GRPO (no hint), paired by seed: {mean:+.3f} ± {sd:.3f} "
+                  f"(n = {n}); positive = SEELE ahead.")  # fmt: skip
+    print(f"\nresults: {spec.output_dir / 'results.md'}, curves: {spec.output_dir / 'curves.png'}")
+    return 0
