@@ -5,6 +5,11 @@
     seele train --model smollm2 --set steps=4      # any hub id or local folder works too
     seele train --algo ppo                         # or reinforcepp; grpo is the default
     seele train --output-dir runs/x --resume latest
+    seele eval --model runs/seele/checkpoints/step-30/model --dataset math500 --samples 8
+    seele eval --model tiny --dataset procedural --hint-rates 0,0.25,0.5,0.75,1
+    seele bench                                   # curricula at a matched budget, CPU preset
+    seele bench speed                             # our GRPO step against TRL's GRPOTrainer
+    seele bench scaling                           # step phases as m, n, batch, length grow
 
 ``--set key=value`` overrides one config field (YAML syntax for the value: ``--set
 env.difficulty=[2,3]``); docs/training.md lists every field.
@@ -16,6 +21,9 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+
+BENCH_SUITES = ("curricula", "speed", "scaling", "-h", "--help")
+"""What may follow ``seele bench``; anything else means the curricula suite."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -44,12 +52,60 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--overwrite", action="store_true", help="start afresh in an output dir with a run"
     )
+    from seele_agents import bench, evaluation, scaling, speed
+
+    evaluation.add_arguments(
+        commands.add_parser(
+            "eval",
+            help="pass@1, avg@k and pass@k of a model on math sets, optionally with hints",
+            description=evaluation.__doc__.split("\n\n")[0],
+        )
+    )
+    bench_parser = commands.add_parser(
+        "bench",
+        help="compare curricula at a matched rollout budget, or time a step against TRL",
+        description="Benchmarks. 'seele bench [options]' is 'seele bench curricula [options]'.",
+    )
+    suites = bench_parser.add_subparsers(dest="suite", required=True)
+    bench.add_arguments(
+        suites.add_parser(
+            "curricula",
+            help="train with each curriculum at a matched budget; held-out accuracy",
+            description=bench.__doc__.split("\n\n")[0],
+        )
+    )
+    speed.add_arguments(
+        suites.add_parser(
+            "speed",
+            help="time our GRPO step and TRL's GRPOTrainer side by side",
+            description=speed.__doc__.split("\n\n")[0],
+        )
+    )
+    scaling.add_arguments(
+        suites.add_parser(
+            "scaling",
+            help="how our step's phases grow with m, n, batch size and length; SEELE vs GRPO",
+            description=scaling.__doc__.split("\n\n")[0],
+        )
+    )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``seele`` command; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["bench"] and (len(argv) == 1 or argv[1] not in BENCH_SUITES):
+        argv.insert(1, "curricula")  # `seele bench [options]` is the curricula suite
     args = _parser().parse_args(argv)
+    if args.command == "eval":
+        from seele_agents import evaluation
+
+        return evaluation.run(args)
+    if args.command == "bench":
+        from seele_agents import bench, scaling, speed
+
+        suites = {"curricula": bench.run, "speed": speed.run, "scaling": scaling.run}
+        return suites[args.suite](args)
     from seele_agents.config import ConfigError, load_config
     from seele_agents.train import RunExistsError, train
 
