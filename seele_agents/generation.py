@@ -40,12 +40,17 @@ class SamplingParams:
         temperature: Softmax temperature; ``0`` means greedy decoding.
         top_p: Nucleus sampling mass (1.0 = off).
         top_k: Keep only the k most likely tokens (0 = off).
+        min_new_tokens: End-of-sequence tokens are masked out until this many tokens have
+            been generated (transformers' ``min_new_tokens``, vLLM's ``min_tokens``); ``0`` =
+            off. ``min_new_tokens = max_new_tokens`` gives every completion the same length,
+            as the speed benchmark's fixed-length mode needs.
     """
 
     max_new_tokens: int = 128
     temperature: float = 1.0
     top_p: float = 1.0
     top_k: int = 0
+    min_new_tokens: int = 0
 
     def __post_init__(self) -> None:
         if not isinstance(self.max_new_tokens, int) or self.max_new_tokens < 1:
@@ -56,6 +61,13 @@ class SamplingParams:
             raise ValueError(f"top_p={self.top_p!r} must be in (0, 1].")
         if not isinstance(self.top_k, int) or self.top_k < 0:
             raise ValueError(f"top_k={self.top_k!r} must be an int >= 0 (0 = off).")
+        if not isinstance(self.min_new_tokens, int) or not (
+            0 <= self.min_new_tokens <= self.max_new_tokens
+        ):
+            raise ValueError(
+                f"min_new_tokens={self.min_new_tokens!r} must be an int in 0..max_new_tokens="
+                f"{self.max_new_tokens} (0 = off)."
+            )
 
 
 @dataclass(frozen=True)
@@ -229,6 +241,8 @@ class TransformersGenerator:
             )
             cache = out.past_key_values
             logits = out.logits[:, -1, :].float()  # [A, V]
+            if step < params.min_new_tokens:
+                logits[:, eos] = float("-inf")
             token, logp = _pick(logits, params, self.rng)  # [A], [A]
             finished = torch.isin(token, eos)  # [A]
             for row, t, lp, f in zip(alive.tolist(), token.tolist(), logp.tolist(),

@@ -4,15 +4,17 @@
     seele bench speed --steps 16 --json speed.json       # more steps: a tighter median
     seele bench speed --steps 1 --prompts 2 --group-size 4 --max-new-tokens 16   # a smoke run
 
-**What is matched.** Both sides start from one :func:`~seele_agents.tiny.build_tiny` model (two
-copies with the same weights and tokenizer) and train against their own SEELE env over the same
-procedural problems (the CPU demo's: arithmetic, difficulty 1-2, hints in steps at the start of
-the response). Same optimiser (AdamW, constant LR, no weight decay, gradient norm clipped to 1),
-same loss (Dr.GRPO: advantages ``r - mean`` within each group of ``n``, no std scaling, token
-terms summed over ``num_sequences * max_new_tokens``), ``beta = 0`` (no reference model on
-either side), one on-policy update per generation batch in one forward/backward pass,
-temperature 1 and the same completion limit. Per step each side samples and trains on
-``P * m * n`` completions:
+**What is matched.** Both sides start from one model (the tiny Llama of
+:func:`~seele_agents.tiny.build_tiny` after a short supervised warm-up, so some groups have
+mixed rewards and both updates move the weights; two copies) and train against their own SEELE
+env over the same procedural problems (the CPU demo's: arithmetic, difficulty 1-2, hints in
+steps at the start of the response). Same optimiser (AdamW, constant LR, no weight decay,
+gradient norm clipped to 1), same loss (Dr.GRPO: advantages ``r - mean`` within each group of
+``n``, no std scaling, token terms summed over ``num_sequences * max_new_tokens``), ``beta = 0``
+(no reference model on either side), one on-policy update per generation batch in one
+forward/backward pass, temperature 1 and the same completion limit; by default every completion
+is exactly ``max_new_tokens`` long on both sides (``--eos`` lets them end at EOS). Per step each
+side samples and trains on ``P * m * n`` completions:
 
 * ours: ``collect_rollouts`` (P problems x m rounds x n completions; SEELE fits each round's hint
   rates on the previous round's outcomes) -> ``GRPOLearner.step`` -> ``generator.sync_weights``,
@@ -80,6 +82,11 @@ class SpeedConfig:
         seed: Seed of the model, the curricula and sampling.
         lr: Learning rate of both optimisers.
         num_problems: Procedural problems in each side's env.
+        fixed_length: Every completion exactly ``max_new_tokens`` long on both sides (EOS
+            masked until then: our ``min_new_tokens``, TRL's ``generation_kwargs``), so both
+            generate and train on the same number of tokens. ``False``: completions end at
+            EOS, and the sides' lengths differ by sampling noise and any length-dependent
+            savings (ours drops finished rows from the batch; ``generate`` keeps them).
         sft_steps: Supervised warm-up steps of the shared start model (0 = untrained). An
             untrained model is never right, so every advantage would be 0 and neither side's
             update would change a weight; after the warm-up some groups have mixed rewards.
@@ -94,12 +101,13 @@ class SpeedConfig:
     seed: int = 0
     lr: float = 1e-3
     num_problems: int = 512
+    fixed_length: bool = True
     sft_steps: int = 150
 
     def __post_init__(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name in ("seed", "lr"):
+            if f.name in ("seed", "lr", "fixed_length"):
                 continue
             least = 0 if f.name == "sft_steps" else 1
             if isinstance(value, bool) or not isinstance(value, int) or value < least:
@@ -170,7 +178,10 @@ class _Ours:
         self.model = model
         self.start = _snapshot(self.model)
         self.env = _env(config, tokenizer, curriculum)
-        params = SamplingParams(max_new_tokens=config.max_new_tokens, temperature=1.0)
+        params = SamplingParams(
+            max_new_tokens=config.max_new_tokens, temperature=1.0,
+            min_new_tokens=config.max_new_tokens if config.fixed_length else 0,
+        )  # fmt: skip
         self.generator = TransformersGenerator(
             self.model, tokenizer, params, batch_size=max(128, config.prompts * config.group_size),
             seed=config.seed,
@@ -253,6 +264,7 @@ class _TRLSide:
             optim="adamw_torch", max_grad_norm=1.0, loss_type="dr_grpo", scale_rewards="none",
             beta=0.0, logging_steps=1, save_strategy="no", report_to="none", use_cpu=True,
             bf16=False, disable_tqdm=True, dataloader_num_workers=0,
+            generation_kwargs={"min_new_tokens": c.max_new_tokens} if c.fixed_length else None,
         )  # fmt: skip
 
         class Alternate(TrainerCallback):
@@ -486,6 +498,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     ):
         default = getattr(defaults, name.replace("-", "_"))
         parser.add_argument(f"--{name}", type=int, default=default, help=f"{help_text} ({default})")
+    parser.add_argument(
+        "--eos", dest="fixed_length", action="store_false",
+        help="let completions end at EOS (default: every completion max-new-tokens long)",
+    )  # fmt: skip
     parser.add_argument("--json", type=Path, help="also write the full result to this JSON file")
 
 
@@ -495,7 +511,7 @@ def run(args: argparse.Namespace) -> int:
         config = SpeedConfig(
             steps=args.steps, prompts=args.prompts, group_size=args.group_size,
             rounds=args.rounds, max_new_tokens=args.max_new_tokens, threads=args.threads,
-            seed=args.seed, sft_steps=args.sft_steps,
+            seed=args.seed, sft_steps=args.sft_steps, fixed_length=args.fixed_length,
         )  # fmt: skip
     except ValueError as error:
         print(f"seele bench speed: error: {error}", file=sys.stderr)

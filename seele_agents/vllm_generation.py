@@ -164,6 +164,7 @@ class VLLMGenerator:
             top_p=params.top_p,
             top_k=params.top_k if params.top_k > 0 else -1,  # -1 = off in every vLLM version
             max_tokens=params.max_new_tokens,
+            min_tokens=params.min_new_tokens,
             logprobs=0,  # 0 extra candidates: just the sampled token's log-prob
         )
         prompts = [{"prompt_token_ids": prompt + forced} for prompt, forced in encoded]

@@ -136,6 +136,8 @@ def test_top_p_keeps_only_the_nucleus(tiny):
         ({"temperature": -1.0}, "temperature"),
         ({"top_p": 0.0}, "top_p"),
         ({"top_k": -2}, "top_k"),
+        ({"max_new_tokens": 4, "min_new_tokens": 5}, "min_new_tokens=5"),
+        ({"min_new_tokens": -1}, "min_new_tokens=-1"),
     ],
 )
 def test_bad_sampling_params(kwargs, match):
@@ -149,3 +151,30 @@ def test_bad_generator_arguments(tiny):
         TransformersGenerator(model, tokenizer, batch_size=0)
     with pytest.raises(ValueError, match="empty prompt"):
         TransformersGenerator(model, tokenizer).generate([GenerationRequest("")])
+
+
+@pytest.mark.parametrize(
+    ("min_new_tokens", "length", "reason"), [(0, 1, "stop"), (5, 6, "stop"), (8, 8, "length")]
+)
+def test_min_new_tokens_masks_eos_until_reached(tiny, min_new_tokens, length, reason):
+    """With the EOS logit pushed far up the model would stop at once; min_new_tokens holds
+    EOS back for that many tokens, after which it comes at once."""
+    model, tokenizer = tiny
+    eos = tokenizer.eos_token_id
+
+    def eager_to_stop(module, args, output):
+        output.logits[..., eos] += 50.0
+        return output
+
+    handle = model.register_forward_hook(eager_to_stop)
+    try:
+        params = SamplingParams(max_new_tokens=8, min_new_tokens=min_new_tokens)
+        samples = TransformersGenerator(model, tokenizer, params, seed=0).generate(
+            [GenerationRequest(p) for p in PROMPTS]
+        )
+    finally:
+        handle.remove()
+    for sample in samples:
+        assert len(sample.completion_ids) == length and sample.finish_reason == reason
+        assert eos not in sample.completion_ids[:min_new_tokens]
+        assert all(lp <= 0.0 for lp in sample.logprobs)

@@ -30,11 +30,13 @@ def test_both_sides_do_the_same_work_and_train(result):
         # A step with a nonzero gradient moves the weights; with all-equal rewards in every
         # group the gradient is 0 and nothing may move (no weight decay).
         assert side["parameters_changed"] == (side["nonzero_grad_steps"] > 0)
-        assert 0 < side["completion_tokens_mean"] <= SMALL.max_new_tokens
+        # Fixed-length mode: EOS held back on both sides, so the tokens per step match exactly.
+        assert side["completion_tokens_mean"] == SMALL.max_new_tokens
         assert side["min_s"] <= side["median_s"] <= side["max_s"]
     # Same prompts (the same env, template and curriculum): prompt + hint lengths agree closely.
     assert ours["prompt_tokens_mean"] == pytest.approx(trl["prompt_tokens_mean"], rel=0.35)
     assert ours["parameters_changed"] or trl["parameters_changed"]
+    assert result["tokens_match"] and result["completion_tokens_gap"] == 0.0
     assert result["ratio"] == pytest.approx(ours["median_s"] / trl["median_s"])
     assert result["machine"]["trl"] and result["config"]["steps"] == SMALL.steps
 
@@ -66,11 +68,15 @@ def test_bad_sizes_are_named():
 
 def test_command_writes_json(tmp_path, capsys):
     path = tmp_path / "speed.json"
-    argv = ["bench", "speed", "--steps", "1", "--prompts", "1", "--group-size", "2", "--rounds",
-            "1", "--max-new-tokens", "4", "--sft-steps", "0", "--json", str(path)]  # fmt: skip
+    argv = ["bench", "speed", "--steps", "1", "--prompts", "1", "--group-size", "2",
+            "--rounds", "1", "--max-new-tokens", "4", "--sft-steps", "0", "--eos",
+            "--json", str(path)]  # fmt: skip
     assert main(argv) == 0
     assert "ratio ours/TRL" in capsys.readouterr().out
     saved = json.loads(path.read_text())
     assert saved["config"]["prompts"] == 1 and len(saved["trl"]["step_s"]) == 1
+    assert saved["config"]["fixed_length"] is False
+    for side in ("ours", "trl"):
+        assert 0 < saved[side]["completion_tokens_mean"] <= 4
     assert main(["bench", "speed", "--steps", "0"]) == 2
     assert "steps=0" in capsys.readouterr().err
