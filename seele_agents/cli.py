@@ -52,13 +52,13 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--overwrite", action="store_true", help="start afresh in an output dir with a run"
     )
-    from seele_agents import bench, evaluation, scaling, speed
+    from seele_agents import bench, eval_command, scaling, speed
 
-    evaluation.add_arguments(
+    eval_command.add_arguments(
         commands.add_parser(
             "eval",
             help="pass@1, avg@k and pass@k of a model on math sets, optionally with hints",
-            description=evaluation.__doc__.split("\n\n")[0],
+            description=eval_command.__doc__.split("\n\n")[0],
         )
     )
     bench_parser = commands.add_parser(
@@ -98,9 +98,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv.insert(1, "curricula")  # `seele bench [options]` is the curricula suite
     args = _parser().parse_args(argv)
     if args.command == "eval":
-        from seele_agents import evaluation
+        from seele_agents import eval_command
 
-        return evaluation.run(args)
+        return eval_command.run(args)
     if args.command == "bench":
         from seele_agents import bench, scaling, speed
 

@@ -13,9 +13,10 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="torch is not installed (pip install torch==2.13.0)")
 
-from seele_agents import evaluation  # noqa: E402
+from seele_agents import eval_command, evaluation  # noqa: E402
 from seele_agents.cli import main  # noqa: E402
-from seele_agents.evaluation import EvalConfig, EvalError, pass_at_k, summarise  # noqa: E402
+from seele_agents.eval_command import EvalConfig  # noqa: E402
+from seele_agents.evaluation import EvalError, pass_at_k, summarise  # noqa: E402
 from seele_agents.generation import Sample  # noqa: E402
 from seele_env.env import MathHintEnv  # noqa: E402
 from seele_env.loaders import load_problems  # noqa: E402
@@ -125,13 +126,13 @@ def test_bad_settings_are_named(kwargs, message):
 
 
 def test_parsers():
-    assert evaluation.parse_hint_rates("0, 0.5,1,0.5") == (0.0, 0.5, 1.0)
+    assert eval_command.parse_hint_rates("0, 0.5,1,0.5") == (0.0, 0.5, 1.0)
     with pytest.raises(EvalError, match="'half' is not a number"):
-        evaluation.parse_hint_rates("0,half")
-    assert evaluation.parse_difficulty("2") == 2
-    assert evaluation.parse_difficulty("1-3") == (1, 3)
+        eval_command.parse_hint_rates("0,half")
+    assert eval_command.parse_difficulty("2") == 2
+    assert eval_command.parse_difficulty("1-3") == (1, 3)
     with pytest.raises(EvalError, match="'hard'"):
-        evaluation.parse_difficulty("hard")
+        eval_command.parse_difficulty("hard")
 
 
 # --- the loop, with a scripted generator on real data --------------------------------------------
@@ -225,11 +226,11 @@ def test_eval_command_outputs_and_resume(tmp_path, capsys):
     assert main([*TINY, "--output-dir", str(full)]) == 0
     printed = capsys.readouterr().out
     assert "accuracy vs hint rate" in printed and "| procedural | 6 | 1 |" in printed
-    for name in evaluation.OUTPUT_FILES:
+    for name in eval_command.OUTPUT_FILES:
         assert (full / name).stat().st_size > 0, name
     records = _lines(full / evaluation.RESULTS_FILE)
     assert len(records) == 12  # 6 problems x 2 rates
-    summary = json.loads((full / evaluation.SUMMARY_FILE).read_text())
+    summary = json.loads((full / eval_command.SUMMARY_FILE).read_text())
     zero, one = summary["cells"]
     # The whole solution as a hint ends in its \boxed{answer}; six tokens of an untrained model
     # rarely add another, so the curve must rise from rate 0 to rate 1.
@@ -242,13 +243,13 @@ def test_eval_command_outputs_and_resume(tmp_path, capsys):
     shutil.copytree(full, part)
     lines = (full / evaluation.RESULTS_FILE).read_text(encoding="utf-8").splitlines(True)
     (part / evaluation.RESULTS_FILE).write_text("".join(lines[:5]) + lines[5][:40])
-    config = evaluation.config_from_args(_parse([*TINY, "--output-dir", str(part)]))
-    result = evaluation.run_eval(config, progress=False, echo=lambda *_: None)
+    config = eval_command.config_from_args(_parse([*TINY, "--output-dir", str(part)]))
+    result = eval_command.run_eval(config, progress=False, echo=lambda *_: None)
     assert result.generated == 7
     again = _lines(part / evaluation.RESULTS_FILE)
     key = evaluation._key
     assert sorted(again, key=key) == sorted(records, key=key)  # the same texts: batches reseeded
-    assert json.loads((part / evaluation.SUMMARY_FILE).read_text())["cells"] == summary["cells"]
+    assert json.loads((part / eval_command.SUMMARY_FILE).read_text())["cells"] == summary["cells"]
 
 
 def _parse(argv):
@@ -280,7 +281,7 @@ def test_eval_on_shared_sets_by_folder(shared_data, tmp_path):
         model="tiny", datasets=("minerva", "aime25"), data_dir=str(shared_data), limit=2,
         hint_rates=(0.0, 0.5), max_new_tokens=4, template="plain", output_dir=str(tmp_path),
     )  # fmt: skip
-    result = evaluation.run_eval(config, progress=False, echo=lambda *_: None)
+    result = eval_command.run_eval(config, progress=False, echo=lambda *_: None)
     cells = {(c["dataset"], c["hint_rate"]): c for c in result.cells}
     assert cells["minerva", 0.5]["n"] == 2  # found as minerva_math/, and has solutions
     assert cells["aime25", 0.5].get("skipped") == evaluation.NO_SOLUTIONS
@@ -296,10 +297,10 @@ def test_resolve_model_reads_seele_runs(tmp_path):
                  "env.num_problems=8", "log.progress=false", "log.plot=false",
                  "env.template=r1", f"output_dir={json.dumps(str(tmp_path / 'run'))}"]  # fmt: skip
     train(load_config(None, overrides), echo=lambda *_: None)
-    path, template = evaluation.resolve_model(str(tmp_path / "run"), echo=lambda *_: None)
+    path, template = eval_command.resolve_model(str(tmp_path / "run"), echo=lambda *_: None)
     assert path.endswith("step-00000001/model") and template == "r1"
     checkpoint = Path(path).parent
-    assert evaluation.resolve_model(str(checkpoint)) == (path, "r1")
+    assert eval_command.resolve_model(str(checkpoint)) == (path, "r1")
     with pytest.raises(EvalError, match=r"neither config\.json"):
-        evaluation.resolve_model(str(tmp_path))
-    assert evaluation.default_output_dir(str(checkpoint)) == Path("evals") / "run_step-00000001"
+        eval_command.resolve_model(str(tmp_path))
+    assert eval_command.default_output_dir(str(checkpoint)) == Path("evals") / "run_step-00000001"
