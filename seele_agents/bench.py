@@ -199,11 +199,13 @@ def prepare_start(spec: BenchSpec, echo: Any = print) -> Path | None:
 def _train_one(config: Any, threads: int) -> dict[str, Any]:
     """Train one run (in a worker process or here); returns its summary."""
     import torch
+    from transformers.utils import logging as hf_logging
 
     from seele_agents.checkpoint import latest_checkpoint
     from seele_agents.train import train
 
     torch.set_num_threads(threads)
+    hf_logging.disable_progress_bar()  # a loading bar per run would bury the benchmark's lines
     out = Path(config.output_dir)
     done = out / "bench_summary.json"
     if done.exists():
@@ -444,7 +446,11 @@ def spec_from_args(args: argparse.Namespace) -> BenchSpec:
     curricula = list(args.curricula or curricula)
     unknown = [c for c in curricula if c not in LINEUP]
     if unknown:
-        raise ValueError(f"unknown curricula {unknown}; choose from {list(LINEUP)}.")
+        import difflib
+
+        close = difflib.get_close_matches(unknown[0], LINEUP, n=1)
+        guess = f" Did you mean {close[0]!r}?" if close else ""
+        raise ValueError(f"unknown curricula {unknown}; choose from {list(LINEUP)}.{guess}")
     if len(set(curricula)) != len(curricula):
         raise ValueError(f"--curricula {curricula} names one twice; give each once.")
     seeds = list(args.seeds if args.seeds is not None else seeds)

@@ -55,7 +55,7 @@ def test_run_configs_differ_only_in_curriculum_and_seed(tmp_path):
 
 def test_bad_options_are_named(tmp_path, capsys):
     assert main(["bench", "curricula", "--preset", "smoke", "--curricula", "seel"]) == 2
-    assert "seel" in capsys.readouterr().err
+    assert "Did you mean 'seele'?" in capsys.readouterr().err
     assert main(["bench", "curricula", "--preset", "smoke", "--seeds", "1", "1"]) == 2
     assert "distinct seeds" in capsys.readouterr().err
     code = main(["bench", "curricula", "--preset", "smoke", "--set", "algo.betta=1",
