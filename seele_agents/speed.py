@@ -516,6 +516,12 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as error:
         print(f"seele bench speed: error: {error}", file=sys.stderr)
         return 2
+    import importlib.util
+
+    if importlib.util.find_spec("trl") is None:
+        print("seele bench speed: error: TRL is not installed; the comparison runs TRL's "
+              "GRPOTrainer. Install it with: pip install -e '.[trl]'", file=sys.stderr)  # fmt: skip
+        return 2
     result = run_speed(config)
     print(format_report(result))
     if args.json is not None:

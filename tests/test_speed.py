@@ -80,3 +80,12 @@ def test_command_writes_json(tmp_path, capsys):
         assert 0 < saved[side]["completion_tokens_mean"] <= 4
     assert main(["bench", "speed", "--steps", "0"]) == 2
     assert "steps=0" in capsys.readouterr().err
+
+
+def test_without_trl_the_command_says_how_to_install_it(monkeypatch, capsys):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: None if n == "trl" else real(n))
+    assert main(["bench", "speed", "--steps", "1"]) == 2
+    assert "pip install -e '.[trl]'" in capsys.readouterr().err
