@@ -32,6 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from seele_agents.evaluation import write_atomic
+
 # label -> (curriculum name, options). Schedules are scaled to the run's length in `_options`.
 LINEUP: dict[str, tuple[str, dict[str, Any]]] = {
     "none": ("none", {}),  # plain GRPO: no hint ever
@@ -219,9 +221,7 @@ def _train_one(config: Any, threads: int) -> dict[str, Any]:
     summary = train(config, resume=resume, echo=lambda *a, **k: None)
     summary["seconds"] = time.perf_counter() - started
     summary["resumed"] = resume is not None
-    tmp = done.with_suffix(".tmp")
-    tmp.write_text(json.dumps(summary, indent=1), encoding="utf-8")
-    os.replace(tmp, done)
+    write_atomic(done, json.dumps(summary, indent=1))
     return summary
 
 
@@ -403,8 +403,8 @@ def plot_curves(results: dict[str, Any], path: Path) -> Path:
 def write_results(spec: BenchSpec, results: dict[str, Any]) -> None:
     """``results.json``, ``results.md`` and ``curves.png`` in the benchmark's folder."""
     out = spec.output_dir
-    (out / "results.json").write_text(json.dumps(results, indent=1), encoding="utf-8")
-    (out / "results.md").write_text(format_table(results) + "\n", encoding="utf-8")
+    write_atomic(out / "results.json", json.dumps(results, indent=1))
+    write_atomic(out / "results.md", format_table(results) + "\n")
     plot_curves(results, out / "curves.png")
 
 

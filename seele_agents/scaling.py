@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from seele_agents.evaluation import write_atomic
 from seele_agents.speed import OUR_PHASES, SpeedConfig
 
 __all__ = ["Point", "default_grid", "format_scaling", "run", "run_scaling", "time_point"]
@@ -163,7 +164,6 @@ def run(args: argparse.Namespace) -> int:
     rows = run_scaling(grid, args.steps, args.threads)
     print(format_scaling(rows))
     if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(rows, indent=1) + "\n", encoding="utf-8")
+        write_atomic(args.json, json.dumps(rows, indent=1) + "\n")
         print(f"rows written to {args.json}")
     return 0

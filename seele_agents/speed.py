@@ -47,6 +47,8 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from seele_agents.evaluation import write_atomic
+
 __all__ = ["SpeedConfig", "add_arguments", "format_report", "run", "run_speed"]
 
 OUR_PHASES = {
@@ -525,7 +527,6 @@ def run(args: argparse.Namespace) -> int:
     result = run_speed(config)
     print(format_report(result))
     if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+        write_atomic(args.json, json.dumps(result, indent=2) + "\n")
         print(f"result written to {args.json}")
     return 0
