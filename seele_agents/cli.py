@@ -5,7 +5,7 @@
     seele train --model smollm2 --set steps=4      # any hub id or local folder works too
     seele train --algo ppo                         # or reinforcepp; grpo is the default
     seele train --output-dir runs/x --resume latest
-    seele eval --model runs/seele/checkpoints/step-30/model --dataset math500 --samples 8
+    seele eval --model runs/seele --dataset math500 --samples 8   # its latest checkpoint
     seele eval --model tiny --dataset procedural --hint-rates 0,0.25,0.5,0.75,1
     seele bench                                   # curricula at a matched budget, CPU preset
     seele bench speed                             # our GRPO step against TRL's GRPOTrainer
