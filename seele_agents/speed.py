@@ -323,7 +323,8 @@ class _TRLSide:
 
     def report(self) -> dict[str, Any]:
         timed, lengths = self.steps[1:], self.lengths[1:]
-        logs = [entry for entry in self.logs if "loss" in entry][1:]
+        steps = [entry for entry in self.logs if "loss" in entry]  # one per optimiser step
+        logs = steps[1:]  # the first step warms up
         return {
             **_side(timed, {k: v[1:] for k, v in self.phases.items()}, self.model, self.start),
             "completions_per_step": _mean([count for *_, count in lengths]),
@@ -332,9 +333,7 @@ class _TRLSide:
             "truncated_fraction": _mean([e.get("completions/clipped_ratio", 0.0) for e in logs]),
             "reward_mean": _mean([e.get("reward", 0.0) for e in logs]),
             "grad_norm_mean": _mean([e.get("grad_norm", 0.0) for e in logs]),
-            "nonzero_grad_steps": sum(
-                e.get("grad_norm", 0.0) > 0 for e in self.logs if "loss" in e
-            ),
+            "nonzero_grad_steps": sum(e.get("grad_norm", 0.0) > 0 for e in steps),
         }
 
 
