@@ -1,10 +1,10 @@
 """The training configuration: nested dataclasses, loaded from YAML plus ``key=value`` overrides.
 
 :class:`TrainConfig` holds one section per concern (``model``, ``env``, ``eval``, ``curriculum``,
-``generation``, ``algo``, ``optim``, ``sft``, ``log``) and a few top-level keys. Every field
-carries ``metadata["help"]``, plus ``metadata["choices"]`` when its value is one of a set and
-bounds (``ge``, ``gt``, ``le``, ``lt``) when it is a number with a range. The defaults are the
-embedded CPU demo: a tiny model on procedural problems.
+``generation``, ``algo``, ``optim``, ``sft``, ``log``, ``distributed``) and a few top-level keys.
+Every field carries ``metadata["help"]``, plus ``metadata["choices"]`` when its value is one of a
+set and bounds (``ge``, ``gt``, ``le``, ``lt``) when it is a number with a range. The defaults
+are the embedded CPU demo: a tiny model on procedural problems.
 
 :func:`load_config` reads a YAML file, applies overrides such as ``algo.beta=0.01`` and converts
 the result with type checks: a bool must be ``true``/``false``, an int may not be ``2.5``, an
@@ -474,6 +474,18 @@ class LogConfig(Section):
 
 
 @dataclass
+class DistributedConfig(Section):
+    """Several training processes, started by torchrun or accelerate launch (docs/scaling.md)."""
+
+    backend: str = option(
+        "auto",
+        "Collective backend when the launcher starts several processes (WORLD_SIZE > 1): auto "
+        "(nccl when training on CUDA, else gloo), gloo or nccl.",
+        choices=("auto", "gloo", "nccl"),
+    )
+
+
+@dataclass
 class TrainConfig(Section):
     """Everything a training run needs; the defaults are the embedded CPU demo."""
 
@@ -486,8 +498,14 @@ class TrainConfig(Section):
     optim: OptimConfig = field(default_factory=OptimConfig)
     sft: SFTConfig = field(default_factory=SFTConfig)
     log: LogConfig = field(default_factory=LogConfig)
+    distributed: DistributedConfig = field(default_factory=DistributedConfig)
     steps: int = option(30, "Training steps.", ge=0)
-    problems_per_step: int = option(16, "Distinct problems sampled per training step.", ge=1)
+    problems_per_step: int = option(
+        16,
+        "Distinct problems sampled per training step, over all processes (a multiple of their "
+        "number).",
+        ge=1,
+    )
     seed: int = option(0, "Seed of every random number generator (python, numpy, torch).", ge=0)
     output_dir: str = option("runs/seele", "Folder for the config, metrics, plots, checkpoints.")
     checkpoint_every: int = option(

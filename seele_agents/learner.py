@@ -33,6 +33,7 @@ from typing import Any, ClassVar
 import torch
 
 from seele_agents.advantages import group_stats
+from seele_agents.distributed import World, all_reduce_gradients, all_reduce_sum, current
 from seele_agents.losses import policy_loss
 from seele_agents.rollout import RolloutBatch
 
@@ -107,6 +108,11 @@ class PolicyLearner:
         max_grad_norm: Gradient clipping norm (0: no clipping).
         max_new_tokens: The generation limit (Dr.GRPO's constant normaliser).
         temperature: The sampling temperature (log-probs are taken under it).
+        world: The processes training together (default: the running process group, or this
+            process alone). With several, each rank's batch is its shard of the global batch,
+            ``minibatch_size`` counts global sequences (a multiple of the world size), losses
+            are normalised by global counts and gradients summed over ranks before clipping,
+            so every rank takes the step one process would take on the whole batch.
     """
 
     name: ClassVar[str] = "policy"
@@ -131,12 +137,19 @@ class PolicyLearner:
         max_grad_norm: float = 1.0,
         max_new_tokens: int = 128,
         temperature: float = 1.0,
+        world: World | None = None,
     ) -> None:
         for name, value in (("epochs", epochs), ("micro_batch_size", micro_batch_size)):
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name}={value!r} must be an int >= 1.")
         if not isinstance(minibatch_size, int) or minibatch_size < 0:
             raise ValueError(f"minibatch_size={minibatch_size!r} must be an int >= 0.")
+        self.world = world or current()
+        if minibatch_size % self.world.size:
+            raise ValueError(
+                f"minibatch_size={minibatch_size} is not a multiple of the {self.world.size} "
+                "processes; each takes an equal share of a minibatch (0 = the whole batch)."
+            )
         self.model = model
         self.optimizer = optimizer
         self.scheduler = scheduler
@@ -186,9 +199,13 @@ class PolicyLearner:
 
     # -- the update ----------------------------------------------------------------------------
 
+    def local_minibatch(self, rows: int) -> int:
+        """Rows of this rank's ``rows`` per optimiser update."""
+        return min(self.minibatch_size // self.world.size or rows, rows)
+
     def on_policy(self, rows: int) -> bool:
         """One epoch over one minibatch of ``rows``: the policy updated is the one that sampled."""
-        return self.epochs == 1 and (self.minibatch_size == 0 or self.minibatch_size >= rows)
+        return self.epochs == 1 and self.local_minibatch(rows) >= rows
 
     def step(self, batch: RolloutBatch) -> dict[str, float]:
         """Update the policy on one rollout batch; returns ``loss/*``, ``clip/*``, ... metrics."""
@@ -198,7 +215,7 @@ class PolicyLearner:
         attn = batch.attention_mask.to(device)
         gen = batch.gen_mask[:, 1:].to(device)  # [B, T-1], aligned with token_logprobs
         hint = batch.hint_mask[:, 1:].to(device)
-        size = min(self.minibatch_size or rows, rows)
+        size = self.local_minibatch(rows)
         start = time.perf_counter()
         targets = self.prepare(batch, ids, attn, gen)
         seconds_prepare = time.perf_counter() - start
@@ -206,7 +223,7 @@ class PolicyLearner:
         self.model.train()
         totals: dict[str, float] = {}
         grad_norms = []
-        seconds = {"forward_backward": 0.0, "optimizer": 0.0}
+        seconds = {"forward_backward": 0.0, "optimizer": 0.0, "all_reduce": 0.0}
         for _ in range(self.epochs):
             order = torch.randperm(rows) if size < rows else torch.arange(rows)
             for mb in order.split(size):
@@ -214,13 +231,18 @@ class PolicyLearner:
                     self.optimizer.zero_grad(set_to_none=True)
                 with _timed(seconds, "forward_backward"):
                     self._accumulate(mb, ids, attn, gen, hint, targets, totals)
+                with _timed(seconds, "all_reduce"):
+                    all_reduce_gradients(self._trainable(), self.world)
                 with _timed(seconds, "optimizer"):
                     grad_norms.append(self._clip_and_step())
         with _timed(seconds, "optimizer"):
             if self.scheduler is not None:
                 self.scheduler.step()
         updates = len(grad_norms)
-        out = {key: value / updates for key, value in totals.items()}
+        keys = sorted(totals)  # loss terms of globally normalised losses: they add over ranks
+        summed = all_reduce_sum(torch.tensor([totals[k] for k in keys], dtype=torch.float64),
+                                self.world)  # fmt: skip
+        out = {key: float(value) / updates for key, value in zip(keys, summed, strict=True)}
         out.update(group_stats(batch.rewards, batch.group_index))
         out.update(targets.metrics)
         advantages = targets.advantages
@@ -233,7 +255,8 @@ class PolicyLearner:
         out["time/reference_s"] = seconds_prepare
         out["time/forward_backward_s"] = seconds["forward_backward"]
         out["time/optimizer_s"] = seconds["optimizer"]
-        out["time/train_s"] = seconds["forward_backward"] + seconds["optimizer"]
+        out["time/all_reduce_s"] = seconds["all_reduce"]
+        out["time/train_s"] = sum(seconds.values())
         return out
 
     def _accumulate(
@@ -248,12 +271,13 @@ class PolicyLearner:
     ) -> None:
         """Forward, loss and backward of one minibatch's rows ``mb``, in micro-batches; adds the
         loss metrics to ``totals``."""
+        local = torch.tensor([len(mb), int(gen[mb].sum()), int(hint[mb].sum())])
+        sequences, tokens, hint_tokens = all_reduce_sum(local, self.world).tolist()  # global
         counts = {
-            "num_sequences": len(mb),
-            "num_tokens": int(gen[mb].sum()),
+            "num_sequences": sequences,
+            "num_tokens": tokens,
             "max_new_tokens": self.max_new_tokens,
         }
-        hint_tokens = int(hint[mb].sum())
         beta_in_loss = 0.0 if self.kl_in_reward else self.beta
         for micro in mb.split(self.micro_batch_size):
             width = int(attn[micro].sum(-1).max())  # trim right padding
@@ -281,9 +305,19 @@ class PolicyLearner:
             for key, value in {**metrics, **extra_metrics}.items():
                 totals[key] = totals.get(key, 0.0) + float(value)
 
-    def _clip_and_step(self) -> float:
+    def batch_sum(self) -> Any:
+        """For statistics of the *global* batch (e.g. whitening): a function summing a tensor
+        over ranks in place, or ``None`` in a single process."""
+        if self.world.size == 1:
+            return None
+        return lambda tensor: all_reduce_sum(tensor, self.world)
+
+    def _trainable(self) -> list[torch.nn.Parameter]:
         params = [p for group in self.optimizer.param_groups for p in group["params"]]
-        params = [p for p in params if p.requires_grad]
+        return [p for p in params if p.requires_grad]
+
+    def _clip_and_step(self) -> float:
+        params = self._trainable()
         if self.max_grad_norm > 0:
             norm = torch.nn.utils.clip_grad_norm_(params, self.max_grad_norm)
         else:

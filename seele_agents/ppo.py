@@ -143,7 +143,7 @@ class PPOLearner(PolicyLearner):
         )
         advantages, returns = gae(rewards, values, gen, discount=self.discount, lam=self.gae_lambda)
         if self.whiten_advantages:
-            advantages = whiten(advantages, gen)
+            advantages = whiten(advantages, gen, all_reduce=self.batch_sum())
         metrics = {
             "value/mean": masked_mean(values, gen),
             "value/return_mean": masked_mean(returns, gen),

@@ -78,4 +78,8 @@ class ReinforcePPLearner(PolicyLearner):
         metrics = {"return/mean": masked_mean(returns, gen)}
         if ref is not None and old is not None:
             metrics["kl/reward_mean"] = masked_mean(old - ref, gen)
-        return Targets(whiten(returns, gen), old_logp=None if on_policy else old, metrics=metrics)
+        return Targets(
+            whiten(returns, gen, all_reduce=self.batch_sum()),
+            old_logp=None if on_policy else old,
+            metrics=metrics,
+        )

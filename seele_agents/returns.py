@@ -29,6 +29,8 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 __all__ = [
@@ -161,21 +163,37 @@ def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> float:
 
 
 def whiten(
-    values: torch.Tensor, mask: torch.Tensor, *, shift_mean: bool = True, eps: float = 1e-8
+    values: torch.Tensor,
+    mask: torch.Tensor,
+    *,
+    shift_mean: bool = True,
+    eps: float = 1e-8,
+    all_reduce: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """``(x - mean) / (std + eps)`` over the masked entries of the whole batch; 0 elsewhere.
 
     The std is the unbiased one over all masked entries. With ``shift_mean=False`` the mean is
     added back (scale only). Fewer than two masked entries: returned unscaled (and centred if
-    ``shift_mean``), since no spread can be estimated.
+    ``shift_mean``), since no spread can be estimated. ``all_reduce`` (a function summing a
+    tensor over processes, in place) makes "the whole batch" the union of every process's
+    batch: the count, the sum and the squared deviations are summed before use.
     """
     _check_mask(mask)
     _check("values", values, mask)
     selected = values.float()[mask]  # [N]
-    if selected.numel() == 0:
+    if all_reduce is None:
+        count = selected.numel()
+        mean = selected.mean() if count else selected.new_zeros(())
+        std = selected.std() if count > 1 else None
+    else:
+        moments = all_reduce(torch.stack([selected.new_tensor(float(selected.numel())),
+                                          selected.sum()]).double())  # fmt: skip
+        count, mean = int(moments[0]), (moments[1] / max(float(moments[0]), 1.0)).float()
+        squares = all_reduce((selected - mean).square().sum().double().reshape(1))
+        std = (squares[0] / (count - 1)).sqrt().float() if count > 1 else None
+    if count == 0:
         return torch.zeros_like(values, dtype=torch.float32)
-    mean = selected.mean()
-    scale = selected.std() + eps if selected.numel() > 1 else 1.0
+    scale = std + eps if std is not None else 1.0
     out = (values.float() - mean) / scale
     if not shift_mean:
         out = out + mean

@@ -43,6 +43,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from seele_agents.distributed import World, all_gather_objects, shard
 from seele_agents.generation import GenerationRequest, Generator, Sample, SamplingParams
 from seele_env.curricula import Curriculum
 from seele_env.curricula.base import find_curriculum
@@ -157,8 +158,14 @@ def collect_rollouts(
     params: SamplingParams | None = None,
     pad_id: int | None = None,
     rng: np.random.Generator | None = None,
+    world: World | None = None,
 ) -> RolloutBatch:
     """Sample and score one training step's rollouts.
+
+    With several processes (``world``), every rank's curriculum picks the same ``P`` problems,
+    this rank samples and scores its contiguous ``P / W`` of them, and each round's outcomes of
+    all ranks are gathered so that every rank's curriculum records all ``P`` problems
+    (:mod:`seele_agents.distributed`). The batch holds this rank's rows only.
 
     Args:
         env: A seele env (``problem_ids`` and ``reset(options={"problem_id", "hint_rate"})``
@@ -169,28 +176,36 @@ def collect_rollouts(
         group_size: Rollouts per problem per round (``n``); default: the curriculum's, else 8.
         params: Sampling parameters (default: the generator's).
         pad_id: Padding id for the batch (default: the generator tokenizer's pad id).
-        rng: Draws problems when there is no curriculum.
+        rng: Draws problems when there is no curriculum (with several processes: seeded the
+            same on every rank, so they draw the same problems).
+        world: The processes sharing the step (default: this one alone).
 
     Returns:
-        The batch, ``B = P * m * n`` rows ordered by round, then problem, then sample.
+        The batch, ``B = P * m * n / W`` rows ordered by round, then problem, then sample.
     """
+    world = world or World()
     curriculum = curriculum_of(env)
     m = num_rounds or (curriculum.num_rounds if curriculum else 1)
     n = group_size or (curriculum.group_size if curriculum else 8)
     if curriculum is not None:
         ids = curriculum.sample_problems(num_problems)
     else:
+        if rng is None and world.size > 1:
+            raise ValueError(
+                "collect_rollouts() over several processes without a curriculum needs rng, "
+                "seeded the same on every rank, so that the ranks draw the same problems."
+            )
         all_ids = env.unwrapped.problem_ids  # type: ignore[attr-defined]
         rng = rng or np.random.default_rng()
         ids = [all_ids[i] for i in rng.choice(len(all_ids), num_problems, replace=False)]
     episodes: list[Episode] = []
-    seconds = {"generation": 0.0, "env": 0.0, "curriculum": 0.0}
+    seconds = {"generation": 0.0, "env": 0.0, "curriculum": 0.0, "sync": 0.0}
     round_accuracy = []
     for r in range(m):
         start = time.perf_counter()
         rates = curriculum.hint_rates(ids) if curriculum is not None else [None] * len(ids)
         seconds["curriculum"] += time.perf_counter() - start
-        options = [_options(pid, rate) for pid, rate in zip(ids, rates, strict=True)]
+        options = shard([_options(pid, rate) for pid, rate in zip(ids, rates, strict=True)], world)
         start = time.perf_counter()
         requests = [_request(*env.reset(options=o)) for o in options]
         seconds["env"] += time.perf_counter() - start
@@ -210,6 +225,9 @@ def collect_rollouts(
                 group.append(float(info["correct"]))
             outcomes.append(group)
         seconds["env"] += time.perf_counter() - start
+        start = time.perf_counter()
+        outcomes = [o for block in all_gather_objects(outcomes, world) for o in block]
+        seconds["sync"] += time.perf_counter() - start
         start = time.perf_counter()
         if curriculum is not None:
             curriculum.record(ids, outcomes)
@@ -289,6 +307,7 @@ def _metrics(
         "time/generation_s": seconds["generation"],
         "time/env_s": seconds["env"],
         "time/curriculum_s": seconds["curriculum"],
+        "time/sync_s": seconds["sync"],
     }
     for r, accuracy in enumerate(round_accuracy):
         metrics[f"curriculum/accuracy_round{r + 1}"] = accuracy

@@ -11,6 +11,11 @@ Llama built locally, SFT on easy procedural problems, GRPO + SEELE on harder one
 Ctrl-C during training saves a checkpoint of the last finished step before exiting, and
 ``resume=`` continues exactly where a checkpoint left off (same parameters, curriculum state,
 sampling RNG and optimiser state as an uninterrupted run).
+
+Started by ``torchrun`` or ``accelerate launch``, :func:`train` runs data-parallel
+(:mod:`seele_agents.distributed`): every rank rolls out its shard of each step's problems, the
+curricula record every rank's outcomes, gradients are summed over ranks; rank 0 alone logs,
+prints and writes checkpoints, which any number of processes can resume.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from __future__ import annotations
 import math
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +31,7 @@ import numpy as np
 import torch
 
 from seele_agents.checkpoint import (
+    checkpoint_path,
     latest_checkpoint,
     load_checkpoint,
     prune_checkpoints,
@@ -33,10 +39,25 @@ from seele_agents.checkpoint import (
     save_checkpoint,
 )
 from seele_agents.config import TrainConfig, config_to_dict, save_config
+from seele_agents.distributed import (
+    World,
+    all_gather_objects,
+    all_reduce_sum,
+    barrier,
+    broadcast_module,
+    reduce_metrics,
+    setup,
+    teardown,
+)
 from seele_agents.generation import SamplingParams, TransformersGenerator
 from seele_agents.grpo import GRPOLearner
 from seele_agents.learner import PolicyLearner
-from seele_agents.models import apply_lora, enable_gradient_checkpointing, load_model
+from seele_agents.models import (
+    apply_lora,
+    enable_gradient_checkpointing,
+    load_model,
+    resolve_device,
+)
 from seele_agents.ppo import PPOLearner, ValueHead
 from seele_agents.reinforcepp import ReinforcePPLearner
 from seele_agents.rollout import collect_rollouts, evaluate
@@ -66,6 +87,7 @@ class Run:
     learner: PolicyLearner
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LambdaLR
+    world: World = field(default_factory=World)
 
 
 def seed_everything(seed: int) -> None:
@@ -89,40 +111,105 @@ def train(
         resume: A checkpoint folder, ``"latest"`` (error if none) or ``"auto"`` (latest if any)
             in ``config.output_dir``.
         overwrite: Start afresh in an ``output_dir`` that holds an earlier run.
-        echo: Where progress lines go (``print`` by default).
+        echo: Where progress lines go (``print`` by default; rank 0 only when distributed).
+
+    Under ``torchrun``/``accelerate launch`` (``WORLD_SIZE`` > 1) this joins the process group,
+    trains data-parallel and leaves the group at the end; every rank returns the summary.
     """
-    out = Path(config.output_dir)
-    checkpoint = resolve_resume(resume, out) if resume else None
-    if checkpoint is None and latest_checkpoint(out) is not None and not overwrite:
-        raise RunExistsError(
-            f"{out} already holds checkpoints of an earlier run. Pass --resume latest to "
-            "continue it, --overwrite to start again there, or --output-dir for a new folder."
-        )
-    seed_everything(config.seed)
-    out.mkdir(parents=True, exist_ok=True)
-    save_config(config, out / "config.yaml")
-    run = build(config, warm_start=checkpoint is None, echo=echo)
-    start_step, state = 0, {}
-    if checkpoint is not None:
-        start_step, state, extra = load_checkpoint(
-            checkpoint, model=run.model, optimizer=run.optimizer, scheduler=run.scheduler
-        )
-        run.env.load_state_dict(state["curriculum"])
-        run.generator.set_rng_state(extra["generator_rng"])
-        run.learner.load_state_dict(extra.get("learner", {}))
-        echo(f"resumed from {checkpoint} at step {start_step}")
-    return loop(run, start_step, state, echo)
+    world, started = setup(config.distributed.backend, str(resolve_device(config.model.device)))
+    try:
+        _check_world(config, world)
+        echo = echo if world.is_main else _quiet
+        out = Path(config.output_dir)
+        checkpoint = resolve_resume(resume, out) if resume else None
+        if checkpoint is None and latest_checkpoint(out) is not None and not overwrite:
+            raise RunExistsError(
+                f"{out} already holds checkpoints of an earlier run. Pass --resume latest to "
+                "continue it, --overwrite to start again there, or --output-dir for a new folder."
+            )
+        barrier(world)  # every rank has looked before rank 0 writes anything
+        seed_everything(config.seed)
+        if world.is_main:
+            out.mkdir(parents=True, exist_ok=True)
+            save_config(config, out / "config.yaml")
+        run = build(config, warm_start=checkpoint is None, echo=echo, world=world)
+        start_step, state = 0, {}
+        if checkpoint is not None:
+            start_step, state = _resume(run, checkpoint, echo)
+        return loop(run, start_step, state, echo)
+    finally:
+        if started:
+            teardown()
 
 
-def build(config: TrainConfig, *, warm_start: bool = True, echo: Any = print) -> Run:
-    """Set up model, envs, generator and learner (and the SFT warm-up when configured)."""
-    mc = config.model
+def _check_world(config: TrainConfig, world: World) -> None:
+    if world.size == 1:
+        return
+    for key, value in (("problems_per_step", config.problems_per_step),
+                       ("algo.minibatch_size", config.algo.minibatch_size)):  # fmt: skip
+        if value % world.size:
+            raise ValueError(
+                f"{key}={value} cannot be split evenly over {world.size} processes: each takes "
+                f"the same share. Use a multiple of {world.size}, or another process count."
+            )
+
+
+def _resume(run: Run, checkpoint: Path, echo: Any) -> tuple[int, dict[str, Any]]:
+    """Load a checkpoint into ``run``, at this or any other number of processes.
+
+    Parameters, optimiser, scheduler, curriculum and learner state are the same on every rank.
+    Each rank's sampling RNG continues its own stream when the checkpoint has one for its
+    rank; a rank the checkpoint did not have starts a new stream (seeded from the run's seed,
+    the rank and the step).
+    """
+    start_step, state, extra = load_checkpoint(
+        checkpoint, model=run.model, optimizer=run.optimizer, scheduler=run.scheduler
+    )
+    run.env.load_state_dict(state["curriculum"])
+    streams = extra.get("generator_rng_ranks") or [extra["generator_rng"]]
+    rank = run.world.rank
+    if rank < len(streams):
+        run.generator.set_rng_state(streams[rank])
+    else:
+        seed = run.config.seed + 1_000_003 * rank + start_step
+        run.generator.set_rng_state(torch.Generator().manual_seed(seed).get_state())
+    run.learner.load_state_dict(extra.get("learner", {}))
+    saved = int(state.get("world_size", 1))
+    echo(f"resumed from {checkpoint} at step {start_step}")
+    if saved != run.world.size:
+        echo(
+            f"  the checkpoint was written by {saved} process(es), this run has "
+            f"{run.world.size}: each step's problems are split differently from here on"
+        )
+    return start_step, state
+
+
+def _quiet(*args: Any, **kwargs: Any) -> None:
+    """``echo`` of the ranks other than 0."""
+
+
+def build(
+    config: TrainConfig,
+    *,
+    warm_start: bool = True,
+    echo: Any = print,
+    world: World | None = None,
+) -> Run:
+    """Set up model, envs, generator and learner (and the SFT warm-up when configured).
+
+    With several processes every rank builds the same, then takes rank 0's weights.
+    """
+    mc, world = config.model, world or World()
+    device = resolve_device(mc.device)
+    if device.type == "cuda" and world.size > 1 and device.index is None:
+        device = torch.device("cuda", world.local_rank)  # one GPU per rank on each machine
     model, tokenizer = load_model(
-        mc.name, dtype=mc.dtype, device=mc.device, revision=mc.revision, seed=config.seed
+        mc.name, dtype=mc.dtype, device=str(device), revision=mc.revision, seed=config.seed
     )
     out = Path(config.output_dir)
     if config.sft.steps > 0:
-        warm_up(config, model, tokenizer, out / SFT_FOLDER, fresh=warm_start, echo=echo)
+        warm_up(config, model, tokenizer, out / SFT_FOLDER, fresh=warm_start, echo=echo,
+                world=world)  # fmt: skip
     if mc.gradient_checkpointing:
         enable_gradient_checkpointing(model)
     if mc.lora_rank > 0:
@@ -130,6 +217,7 @@ def build(config: TrainConfig, *, warm_start: bool = True, echo: Any = print) ->
             model, rank=mc.lora_rank, alpha=mc.lora_alpha, dropout=mc.lora_dropout,
             target_modules=mc.lora_target_modules,
         )  # fmt: skip
+    broadcast_module(model, world)
     env = _make_env(config, tokenizer)
     eval_env, eval_ids = _make_eval_env(config, tokenizer, env.unwrapped)
     trainable = [p for p in model.parameters() if p.requires_grad]
@@ -138,6 +226,7 @@ def build(config: TrainConfig, *, warm_start: bool = True, echo: Any = print) ->
     value_head = ValueHead.for_model(model) if ac.name == "ppo" else None
     if value_head is not None:  # a new layer: its own (higher) learning rate
         groups.append({"params": list(value_head.parameters()), "lr": ac.value_lr or oc.lr})
+        broadcast_module(value_head, world)
     optimizer = torch.optim.AdamW(
         groups, lr=oc.lr, betas=tuple(oc.betas), weight_decay=oc.weight_decay
     )
@@ -146,10 +235,10 @@ def build(config: TrainConfig, *, warm_start: bool = True, echo: Any = print) ->
     )
     gc = config.generation
     params = SamplingParams(gc.max_new_tokens, gc.temperature, gc.top_p, gc.top_k)
-    generator = _make_generator(config, model, tokenizer, params)
-    learner = make_learner(config, model, optimizer, scheduler, value_head)
+    generator = _make_generator(config, model, tokenizer, params, seed=config.seed + world.rank)
+    learner = make_learner(config, model, optimizer, scheduler, value_head, world=world)
     return Run(config, model, tokenizer, env, eval_env, eval_ids, generator, learner,
-               optimizer, scheduler)  # fmt: skip
+               optimizer, scheduler, world)  # fmt: skip
 
 
 def make_learner(
@@ -158,6 +247,7 @@ def make_learner(
     optimizer: torch.optim.Optimizer,
     scheduler: Any = None,
     value_head: ValueHead | None = None,
+    world: World | None = None,
 ) -> PolicyLearner:
     """The learner ``config.algo.name`` names, with the config's options."""
     ac, gc = config.algo, config.generation
@@ -165,7 +255,7 @@ def make_learner(
         loss_type=ac.loss, epsilon_low=ac.epsilon_low, epsilon_high=ac.epsilon_high,
         beta=ac.beta, gamma=ac.gamma, epochs=ac.epochs, minibatch_size=ac.minibatch_size,
         micro_batch_size=ac.micro_batch_size, max_grad_norm=config.optim.max_grad_norm,
-        max_new_tokens=gc.max_new_tokens, temperature=gc.temperature,
+        max_new_tokens=gc.max_new_tokens, temperature=gc.temperature, world=world or World(),
     )  # fmt: skip
     if ac.name == "ppo":
         return PPOLearner(
@@ -181,18 +271,21 @@ def make_learner(
 
 def loop(run: Run, start_step: int, state: dict[str, Any], echo: Any = print) -> dict[str, Any]:
     """The training steps from ``start_step``, then the final evaluation and plot."""
-    config, out = run.config, Path(run.config.output_dir)
+    config, out, world = run.config, Path(run.config.output_dir), run.world
     lc = config.log
-    logger = MetricsLogger(
-        out, tensorboard=lc.tensorboard, wandb=lc.wandb, trackio=lc.trackio, project=lc.project,
-        config=config_to_dict(config), resume_step=start_step if state else None,
-    )  # fmt: skip
+    logger: Any = _NoLogger()
+    if world.is_main:
+        logger = MetricsLogger(
+            out, tensorboard=lc.tensorboard, wandb=lc.wandb, trackio=lc.trackio,
+            project=lc.project, config=config_to_dict(config),
+            resume_step=start_step if state else None,
+        )  # fmt: skip
     summary: dict[str, Any] = dict(state.get("summary", {}))
     if "accuracy_before" not in summary:
         summary["accuracy_before"] = _evaluate(run)
         logger.log(0, {"eval/accuracy": summary["accuracy_before"]})
         echo(f"held-out accuracy before RL (no hint, greedy): {summary['accuracy_before']:.3f}")
-    progress = _progress(lc.progress, start_step, config.steps)
+    progress = _progress(lc.progress and world.is_main, start_step, config.steps)
     step = start_step
     try:
         for step in range(start_step + 1, config.steps + 1):
@@ -200,8 +293,10 @@ def loop(run: Run, start_step: int, state: dict[str, Any], echo: Any = print) ->
             batch = collect_rollouts(
                 run.env, run.generator, num_problems=config.problems_per_step,
                 num_rounds=config.curriculum.num_rounds, group_size=config.curriculum.group_size,
+                world=world,
             )  # fmt: skip
             metrics = {**batch.metrics, **run.learner.step(batch)}
+            metrics = reduce_metrics(metrics, world, sums=_SUMMED)
             run.generator.sync_weights()
             metrics["time/step_s"] = time.perf_counter() - started
             metrics["time/tokens_per_s"] = metrics["rollout/generated_tokens"] / max(
@@ -217,8 +312,8 @@ def loop(run: Run, start_step: int, state: dict[str, Any], echo: Any = print) ->
     except KeyboardInterrupt:
         finished = step - 1
         echo(f"\ninterrupted: saving a checkpoint of step {finished} before exiting")
-        if finished > start_step:
-            _save(run, finished, summary)
+        if finished > start_step:  # no collectives: the other ranks may be anywhere
+            _save(run, finished, summary, gather=False)
         logger.close()
         raise
     finally:
@@ -233,7 +328,7 @@ def loop(run: Run, start_step: int, state: dict[str, Any], echo: Any = print) ->
         f"held-out accuracy (no hint, greedy) on {len(run.eval_ids)} problems: "
         f"{summary['accuracy_before']:.3f} before RL -> {summary['accuracy_after']:.3f} after"
     )
-    if lc.plot:
+    if lc.plot and world.is_main:
         from seele_agents.plots import plot_training
 
         summary["plot"] = str(
@@ -305,22 +400,35 @@ def _render_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
     return {k: kwargs[k] for k in keys}
 
 
-def _make_generator(config: TrainConfig, model: Any, tokenizer: Any, params: SamplingParams) -> Any:
+def _make_generator(
+    config: TrainConfig, model: Any, tokenizer: Any, params: SamplingParams, *, seed: int
+) -> Any:
     gc = config.generation
     if gc.backend == "vllm":
         from seele_agents.vllm_generation import VLLMGenerator
 
-        return VLLMGenerator(model, tokenizer, params, seed=config.seed)
-    return TransformersGenerator(
-        model, tokenizer, params, batch_size=gc.batch_size, seed=config.seed
-    )
+        return VLLMGenerator(model, tokenizer, params, seed=seed)
+    return TransformersGenerator(model, tokenizer, params, batch_size=gc.batch_size, seed=seed)
 
 
 def warm_up(
-    config: TrainConfig, model: Any, tokenizer: Any, folder: Path, *, fresh: bool, echo: Any
+    config: TrainConfig,
+    model: Any,
+    tokenizer: Any,
+    folder: Path,
+    *,
+    fresh: bool,
+    echo: Any,
+    world: World | None = None,
 ) -> None:
-    """SFT warm-up; its result is saved so a resumed run gets the same reference model."""
+    """SFT warm-up; its result is saved so a resumed run gets the same reference model.
+
+    Every rank runs the same warm-up (the caller then broadcasts rank 0's weights); rank 0
+    saves it.
+    """
     from seele_agents.sft import sft_examples, sft_warmup
+
+    world = world or World()
 
     if not fresh and folder.exists():
         from safetensors.torch import load_model
@@ -336,7 +444,9 @@ def warm_up(
         steps=sc.steps, batch_size=sc.batch_size, lr=sc.lr, seed=config.seed,
     )  # fmt: skip
     echo("  " + ", ".join(f"{k} {v:.3g}" for k, v in metrics.items()))
-    _save_weights(model, folder)
+    if world.is_main:
+        _save_weights(model, folder)
+    barrier(world)
 
 
 def _save_weights(model: Any, folder: Path) -> None:
@@ -352,34 +462,81 @@ def _save_weights(model: Any, folder: Path) -> None:
     tmp.rename(folder)
 
 
+# Rollout metrics that are totals over the step's batch, so over all ranks.
+_SUMMED = ("rollout/episodes", "rollout/generated_tokens")
+
+
+class _NoLogger:
+    """The metrics logger of ranks other than 0."""
+
+    def log(self, step: int, metrics: dict[str, float]) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 def _evaluate(run: Run) -> float:
-    ec, gc = run.config.eval, run.config.generation
+    """Held-out accuracy; with several processes each evaluates every W-th problem."""
+    ec, gc, world = run.config.eval, run.config.generation, run.world
     params = SamplingParams(max_new_tokens=ec.max_new_tokens or gc.max_new_tokens, temperature=0)
-    return float(evaluate(run.eval_env, run.generator, run.eval_ids, params)["accuracy"])
+    ids = run.eval_ids[world.rank :: world.size]
+    correct = sum(evaluate(run.eval_env, run.generator, ids, params)["correct"]) if ids else 0
+    counts = all_reduce_sum(torch.tensor([correct, len(ids)], dtype=torch.float64), world)
+    return float(counts[0] / counts[1]) if counts[1] else float("nan")
 
 
-def _save(run: Run, step: int, summary: dict[str, Any]) -> Path:
+def _save(run: Run, step: int, summary: dict[str, Any], *, gather: bool = True) -> Path:
+    """Rank 0 writes the checkpoint (with every rank's sampling RNG when ``gather``), the
+    others wait for it; returns its path on every rank."""
     from transformers.utils import logging as hf_logging
 
-    out = Path(run.config.output_dir)
-    shown = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()  # save_pretrained's shard bar would break our own bar
-    try:
-        path = _save_checkpoint(run, out, step, summary)
-    finally:
-        if shown:
-            hf_logging.enable_progress_bar()
-    prune_checkpoints(out, run.config.keep_checkpoints)
+    out, world = Path(run.config.output_dir), run.world
+    if gather:
+        _check_in_sync(run)
+    rng = run.generator.get_rng_state()
+    streams = all_gather_objects(rng, world) if gather else [rng]
+    path = checkpoint_path(out, step)
+    if world.is_main:
+        shown = hf_logging.is_progress_bar_enabled()
+        hf_logging.disable_progress_bar()  # save_pretrained's shard bar would break our own bar
+        try:
+            path = _save_checkpoint(run, out, step, summary, streams)
+        finally:
+            if shown:
+                hf_logging.enable_progress_bar()
+        prune_checkpoints(out, run.config.keep_checkpoints)
+    if gather:
+        barrier(world)
     return path
 
 
-def _save_checkpoint(run: Run, out: Path, step: int, summary: dict[str, Any]) -> Path:
+def _check_in_sync(run: Run) -> None:
+    """Raise if any rank's trainable parameters differ from rank 0's (they never should:
+    every rank applies the same summed gradient), so a diverged run is not saved as one."""
+    if run.world.size == 1:
+        return
+    params = run.learner._trainable()
+    with torch.no_grad():
+        mine = torch.stack([p.detach().double().sum() for p in params]).cpu()
+    every = all_gather_objects(mine, run.world)
+    gap = max(float((other - every[0]).abs().max()) for other in every)
+    if gap != 0:
+        raise RuntimeError(
+            f"the {run.world.size} processes' parameters differ (largest gap between per-tensor "
+            f"sums: {gap:.3g}); something broke the gradient all-reduce. Not saving."
+        )
+
+
+def _save_checkpoint(
+    run: Run, out: Path, step: int, summary: dict[str, Any], streams: list[torch.Tensor]
+) -> Path:
     return save_checkpoint(
         out, step, model=run.model, optimizer=run.optimizer, scheduler=run.scheduler,
         tokenizer=run.tokenizer,
         state={"curriculum": run.env.state_dict(), "summary": summary,
-               "config": config_to_dict(run.config)},
-        extra={"generator_rng": run.generator.get_rng_state(),
+               "config": config_to_dict(run.config), "world_size": run.world.size},
+        extra={"generator_rng": streams[0], "generator_rng_ranks": streams,
                "learner": run.learner.state_dict()},
     )  # fmt: skip
 

@@ -59,6 +59,7 @@ def test_defaults_are_the_cpu_demo() -> None:
         "optim",
         "sft",
         "log",
+        "distributed",
     ]
 
 

@@ -1,0 +1,245 @@
+"""Data-parallel training over several processes (``torchrun`` or ``accelerate launch``).
+
+Each process (a *rank*) holds a full copy of the model, the optimiser and the curriculum. A
+training step then goes:
+
+1. every rank asks its curriculum for the step's problems; the copies are in the same state, so
+   they pick the same ``P`` problems, and rank ``r`` takes the ``r``-th contiguous block of
+   ``P / W`` of them (:func:`shard`): a problem's whole group, every round, stays on one rank;
+2. per round, each rank samples and scores its own problems, then the outcomes of all ranks are
+   gathered (:func:`all_gather_objects`) and every rank's curriculum records the outcomes of
+   *all* ``P`` problems. The copies stay identical by construction and see exactly what a
+   single process would: no rank owns a problem, nothing is merged after the fact;
+3. the learner normalises each rank's loss by the **global** counts (sequences, generated and
+   hint tokens summed over ranks, :func:`all_reduce_sum`) and sums the gradients over ranks
+   (:func:`all_reduce_gradients`) before clipping, so every rank applies the gradient of the
+   whole global batch and the parameters stay identical.
+
+Step 3 is the all-reduce that ``torch.nn.parallel.DistributedDataParallel`` does, written out:
+DDP averages gradients over ranks, which is only the global gradient when every rank's loss has
+the same normaliser, and with token-mean losses (DAPO) or uneven response lengths it does not.
+Summing gradients of globally-normalised losses is exact for every loss type.
+
+Without a launcher (``WORLD_SIZE`` unset or 1) every function here is a no-op on a one-rank
+:class:`World`, so single-process code pays nothing.
+
+Example:
+    >>> world = World()  # a single process
+    >>> shard(["a", "b", "c", "d"], world)
+    ['a', 'b', 'c', 'd']
+    >>> shard(["a", "b", "c", "d"], World(rank=1, size=2))
+    ['c', 'd']
+    >>> all_gather_objects([1, 2], world)
+    [[1, 2]]
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import torch
+import torch.distributed as dist
+
+__all__ = [
+    "BACKENDS",
+    "World",
+    "all_gather_objects",
+    "all_reduce_gradients",
+    "all_reduce_sum",
+    "barrier",
+    "broadcast_module",
+    "current",
+    "reduce_metrics",
+    "setup",
+    "shard",
+    "teardown",
+]
+
+T = TypeVar("T")
+
+BACKENDS = ("auto", "gloo", "nccl")
+"""``auto``: NCCL when the ranks train on CUDA devices, else gloo (CPU)."""
+
+_BUCKET_ELEMENTS = 1 << 24  # gradients are all-reduced in flat buckets of at most this size
+
+
+@dataclass(frozen=True)
+class World:
+    """Where this process stands among the training processes.
+
+    Attributes:
+        rank: This process's index, ``0..size-1``.
+        size: How many processes train together.
+        local_rank: Index on this machine (the CUDA device it uses).
+    """
+
+    rank: int = 0
+    size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        """Rank 0: the one that logs, prints and writes checkpoints."""
+        return self.rank == 0
+
+
+def current() -> World:
+    """The running process group's :class:`World`, or a single process when there is none."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return World()
+    return World(dist.get_rank(), dist.get_world_size(), _local_rank())
+
+
+def setup(backend: str = "auto", device: str = "cpu") -> tuple[World, bool]:
+    """Join the process group a launcher described in the environment.
+
+    ``torchrun`` and ``accelerate launch`` both set ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``,
+    ``MASTER_ADDR`` and ``MASTER_PORT``; with ``WORLD_SIZE`` unset or 1 nothing is started.
+
+    Args:
+        backend: One of :data:`BACKENDS`.
+        device: The device the model trains on (``auto`` backend: ``cuda*`` -> NCCL).
+
+    Returns:
+        ``(world, started)``: ``started`` is True when this call created the process group
+        (then :func:`teardown` should end it).
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"distributed backend={backend!r} is not one of {', '.join(BACKENDS)}.")
+    size = int(os.environ.get("WORLD_SIZE", "1"))
+    if size <= 1 or (dist.is_available() and dist.is_initialized()):
+        return current(), False
+    if not dist.is_available():
+        raise RuntimeError(
+            f"WORLD_SIZE={size} asks for {size} processes, but this torch build has no "
+            "torch.distributed; install a torch with it, or run a single process."
+        )
+    if backend == "auto":
+        backend = "nccl" if device.startswith("cuda") else "gloo"
+    if backend == "nccl":
+        torch.cuda.set_device(_local_rank())
+    dist.init_process_group(backend=backend)
+    return current(), True
+
+
+def teardown() -> None:
+    """Leave the process group (after a final barrier so no rank exits mid-collective)."""
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
+def shard(items: Sequence[T], world: World) -> list[T]:
+    """Rank ``world.rank``'s contiguous block of ``items``; every rank gets as many.
+
+    Raises:
+        ValueError: ``len(items)`` is not a multiple of the world size.
+    """
+    if len(items) % world.size:
+        raise ValueError(
+            f"{len(items)} items cannot be split evenly over {world.size} processes; make the "
+            f"count a multiple of {world.size} (e.g. problems_per_step)."
+        )
+    size = len(items) // world.size
+    return list(items[world.rank * size : (world.rank + 1) * size])
+
+
+def all_gather_objects(obj: T, world: World) -> list[T]:
+    """Every rank's ``obj`` (picklable), in rank order, on every rank."""
+    if world.size == 1:
+        return [obj]
+    gathered: list[Any] = [None] * world.size
+    dist.all_gather_object(gathered, obj)
+    return gathered
+
+
+def barrier(world: World) -> None:
+    """Wait until every rank gets here."""
+    if world.size > 1:
+        dist.barrier()
+
+
+def all_reduce_sum(tensor: torch.Tensor, world: World) -> torch.Tensor:
+    """``tensor`` summed over ranks, in place; returns it."""
+    if world.size == 1:
+        return tensor
+    if dist.get_backend() == "nccl" and not tensor.is_cuda:  # NCCL reduces CUDA tensors only
+        on_device = tensor.to(f"cuda:{torch.cuda.current_device()}")
+        dist.all_reduce(on_device, op=dist.ReduceOp.SUM)
+        return tensor.copy_(on_device)
+    dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+    return tensor
+
+
+def all_reduce_gradients(parameters: Iterable[torch.nn.Parameter], world: World) -> None:
+    """Sum the gradients of ``parameters`` over ranks, in flat buckets (in place).
+
+    A parameter without a gradient on this rank contributes zeros, so the ranks' collectives
+    always line up.
+    """
+    if world.size == 1:
+        return
+    params = [p for p in parameters if p.requires_grad]
+    for p in params:
+        if p.grad is None:
+            p.grad = torch.zeros_like(p)
+    buckets: dict[tuple[torch.device, torch.dtype], list[list[torch.Tensor]]] = {}
+    for p in params:
+        key = (p.grad.device, p.grad.dtype)
+        groups = buckets.setdefault(key, [[]])
+        if sum(g.numel() for g in groups[-1]) + p.grad.numel() > _BUCKET_ELEMENTS:
+            groups.append([])
+        groups[-1].append(p.grad)
+    for groups in buckets.values():
+        for grads in groups:
+            if not grads:
+                continue
+            flat = torch.cat([g.reshape(-1) for g in grads])
+            dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+            offset = 0
+            for g in grads:
+                g.copy_(flat[offset : offset + g.numel()].view_as(g))
+                offset += g.numel()
+
+
+def broadcast_module(module: torch.nn.Module, world: World) -> None:
+    """Copy rank 0's parameters and buffers to every rank (a common starting point)."""
+    if world.size == 1:
+        return
+    with torch.no_grad():
+        for tensor in [*module.parameters(), *module.buffers()]:
+            dist.broadcast(tensor.data, src=0)
+
+
+def reduce_metrics(
+    metrics: dict[str, float], world: World, *, sums: Iterable[str] = ()
+) -> dict[str, float]:
+    """Per-rank scalar metrics combined over ranks: the mean, except the keys in ``sums``
+    (summed) and ``time/*`` (the slowest rank's, which is what the step waited for).
+
+    Every rank must pass the same keys.
+    """
+    if world.size == 1:
+        return dict(metrics)
+    keys = sorted(metrics)
+    gathered = all_gather_objects([float(metrics[k]) for k in keys], world)
+    if any(len(values) != len(keys) for values in gathered):
+        raise RuntimeError("ranks reported different metrics; every rank must log the same keys.")
+    summed = set(sums)
+    out = {}
+    for i, key in enumerate(keys):
+        column = [values[i] for values in gathered]
+        if key in summed:
+            out[key] = sum(column)
+        elif key.startswith("time/"):
+            out[key] = max(column)
+        else:
+            out[key] = sum(column) / len(column)
+    return out
+
+
+def _local_rank() -> int:
+    return int(os.environ.get("LOCAL_RANK", "0"))
