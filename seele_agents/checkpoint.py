@@ -277,7 +277,7 @@ def _require_complete(path: Path) -> None:
 def load_checkpoint(
     path: str | os.PathLike[str],
     *,
-    model: Any,
+    model: Any = None,
     optimizer: torch.optim.Optimizer | None = None,
     scheduler: Any = None,
     restore_rng: bool = True,
@@ -290,7 +290,8 @@ def load_checkpoint(
 
     Args:
         path: A checkpoint folder (see :func:`resolve_resume`).
-        model: The model to load into, built like the saved one (a peft model gets its adapter).
+        model: The model to load into, built like the saved one (a peft model gets its
+            adapter); ``None``: the weights are left to the caller (:func:`load_weights`).
         optimizer: Restored from ``optimizer.pt``; it must have been saved.
         scheduler: Restored from ``scheduler.pt``; it must have been saved.
         restore_rng: Restore the Python, numpy and torch generators.
@@ -312,7 +313,8 @@ def load_checkpoint(
             f"{path} has checkpoint format {meta['format']}, newer than this seele reads "
             f"({FORMAT}); upgrade seele."
         )
-    _load_weights(model, path / "model", path)
+    if model is not None:
+        _load_weights(model, path / "model", path)
     for obj, name in ((optimizer, "optimizer"), (scheduler, "scheduler")):
         if obj is not None:
             file = path / f"{name}.pt"
@@ -332,6 +334,13 @@ def load_checkpoint(
         restore_rng_state(torch.load(path / "rng.pt", weights_only=True))
     extra = torch.load(path / "extra.pt", map_location="cpu", weights_only=weights_only)
     return meta["step"], meta["state"], extra
+
+
+def load_weights(path: str | os.PathLike[str], model: Any) -> None:
+    """Copy only the weights of the checkpoint at ``path`` into ``model`` (checked after)."""
+    path = Path(path)
+    _require_complete(path)
+    _load_weights(model, path / "model", path)
 
 
 def _load_weights(model: Any, folder: Path, where: Path) -> None:

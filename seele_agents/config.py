@@ -483,6 +483,13 @@ class DistributedConfig(Section):
         "(nccl when training on CUDA, else gloo), gloo or nccl.",
         choices=("auto", "gloo", "nccl"),
     )
+    strategy: str = option(
+        "ddp",
+        "ddp: every process holds the whole model and optimiser; fsdp: parameters, gradients "
+        "and optimiser state sharded over the processes (PyTorch FSDP2; full fine-tuning of "
+        "GRPO or REINFORCE++ with the transformers backend).",
+        choices=("ddp", "fsdp"),
+    )
 
 
 @dataclass

@@ -20,6 +20,16 @@ DDP averages gradients over ranks, which is only the global gradient when every 
 the same normaliser, and with token-mean losses (DAPO) or uneven response lengths it does not.
 Summing gradients of globally-normalised losses is exact for every loss type.
 
+**FSDP** (``distributed.strategy: fsdp``, :func:`shard_model`) keeps steps 1 and 2 and shards
+the parameters, gradients and optimiser state of every decoder layer over the ranks with
+PyTorch's ``fully_shard`` (FSDP2): a model whose Adam state does not fit one device trains on
+several. FSDP reduce-scatters gradients itself, as a mean, so the learner multiplies each rank's
+loss by the world size to keep the sum. Generation needs the whole model:
+:class:`GatheredGenerator` gathers the full weights on every rank for each ``generate`` call
+(one all-gather, then none per token: ranks generate different numbers of tokens) and frees
+them after. Checkpoints hold full weights and a full optimiser state in the one-process layout,
+so a run resumes with either strategy at any number of processes.
+
 Without a launcher (``WORLD_SIZE`` unset or 1) every function here is a no-op on a one-rank
 :class:`World`, so single-process code pays nothing.
 
@@ -36,7 +46,8 @@ Example:
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -45,6 +56,8 @@ import torch.distributed as dist
 
 __all__ = [
     "BACKENDS",
+    "STRATEGIES",
+    "GatheredGenerator",
     "World",
     "all_gather_objects",
     "all_reduce_gradients",
@@ -52,9 +65,14 @@ __all__ = [
     "barrier",
     "broadcast_module",
     "current",
+    "full_optimizer_state",
+    "gathered",
+    "is_sharded",
+    "load_optimizer_state",
     "reduce_metrics",
     "setup",
     "shard",
+    "shard_model",
     "teardown",
 ]
 
@@ -62,6 +80,10 @@ T = TypeVar("T")
 
 BACKENDS = ("auto", "gloo", "nccl")
 """``auto``: NCCL when the ranks train on CUDA devices, else gloo (CPU)."""
+
+STRATEGIES = ("ddp", "fsdp")
+"""``ddp``: every rank holds the whole model; ``fsdp``: parameters, gradients and optimiser state
+sharded over the ranks (PyTorch FSDP2)."""
 
 _BUCKET_ELEMENTS = 1 << 24  # gradients are all-reduced in flat buckets of at most this size
 
@@ -182,7 +204,7 @@ def all_reduce_gradients(parameters: Iterable[torch.nn.Parameter], world: World)
     """
     if world.size == 1:
         return
-    params = [p for p in parameters if p.requires_grad]
+    params = [p for p in parameters if p.requires_grad and not _is_dtensor(p)]  # FSDP: done
     for p in params:
         if p.grad is None:
             p.grad = torch.zeros_like(p)
@@ -243,3 +265,137 @@ def reduce_metrics(
 
 def _local_rank() -> int:
     return int(os.environ.get("LOCAL_RANK", "0"))
+
+
+# -- FSDP --------------------------------------------------------------------------------------
+
+
+def shard_model(model: torch.nn.Module, world: World) -> torch.nn.Module:
+    """Shard ``model`` over the ranks with FSDP2: each decoder layer (the classes a transformers
+    model lists in ``_no_split_modules``) is its own unit, the rest (embeddings, final norm,
+    LM head) the root's. In place; returns the model. A single process is left unsharded.
+
+    Raises:
+        ValueError: The model names no layer classes to shard by.
+    """
+    if world.size == 1:
+        return model
+    from torch.distributed.fsdp import fully_shard
+
+    names = set(getattr(model, "_no_split_modules", None) or ())
+    layers = [m for m in model.modules() if type(m).__name__ in names]
+    if not layers:
+        raise ValueError(
+            f"{type(model).__name__} lists no decoder layer classes (_no_split_modules) to "
+            "shard by; use distributed.strategy=ddp for it."
+        )
+    for layer in layers:
+        fully_shard(layer)
+    fully_shard(model)
+    return model
+
+
+def is_sharded(model: torch.nn.Module) -> bool:
+    """Whether ``model`` was sharded by :func:`shard_model`."""
+    try:
+        from torch.distributed.fsdp import FSDPModule
+    except ImportError:
+        return False
+    return isinstance(model, FSDPModule)
+
+
+@contextmanager
+def gathered(model: torch.nn.Module) -> Iterator[None]:
+    """The full weights of a sharded ``model`` on every rank inside the ``with`` block, so its
+    forward passes need no collectives (ranks may run different numbers of them). Every rank
+    must enter it together. A no-op for a model that is not sharded."""
+    if not is_sharded(model):
+        yield
+        return
+    from torch.distributed.fsdp import FSDPModule
+
+    units = [m for m in model.modules() if isinstance(m, FSDPModule)]
+    for unit in units:
+        unit.unshard()
+        unit.set_reshard_after_forward(False, recurse=False)
+    try:
+        yield
+    finally:
+        for unit in units:
+            unit.reshard()
+            unit.set_reshard_after_forward(True, recurse=False)
+
+
+class GatheredGenerator:
+    """A generator of a sharded model: each :meth:`generate` runs inside :func:`gathered`.
+
+    Every rank must call :meth:`generate` as often as the others (an empty request list
+    still takes part). Everything else is the wrapped generator's.
+    """
+
+    def __init__(self, generator: Any, model: torch.nn.Module) -> None:
+        self.generator = generator
+        self.model = model
+
+    def generate(self, requests: Sequence[Any], params: Any = None) -> list[Any]:
+        """The wrapped generator's samples, with the full weights gathered meanwhile."""
+        with gathered(self.model):
+            return self.generator.generate(requests, params) if requests else []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.generator, name)
+
+
+def full_optimizer_state(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> dict:
+    """The optimiser state of a sharded ``model`` gathered whole, in ``optimizer.state_dict()``'s
+    layout (parameters numbered in the optimiser's order), so that a checkpoint of it resumes
+    a sharded or an unsharded run alike. A collective: every rank calls it; the result is
+    complete on rank 0 (others get an empty state)."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
+
+    options = StateDictOptions(full_state_dict=True, cpu_offload=True)
+    named = get_optimizer_state_dict(model, optimizer, options=options)
+    index = {name: i for i, name in enumerate(_optimizer_names(model, optimizer))}
+    return {
+        "state": {index[name]: value for name, value in named.get("state", {}).items()},
+        "param_groups": [
+            {**group, "params": [index[name] for name in group["params"]]}
+            for group in named.get("param_groups", [])
+        ],
+    }
+
+
+def load_optimizer_state(
+    model: torch.nn.Module, optimizer: torch.optim.Optimizer, state: dict
+) -> None:
+    """Load a full optimiser state in ``optimizer.state_dict()``'s layout into the optimiser of
+    a sharded ``model`` (each rank keeps its shards). Every rank calls it with the same state."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
+
+    names = _optimizer_names(model, optimizer)
+    named = {
+        "state": {names[i]: value for i, value in state["state"].items()},
+        "param_groups": [
+            {**group, "params": [names[i] for i in group["params"]]}
+            for group in state["param_groups"]
+        ],
+    }
+    options = StateDictOptions(full_state_dict=True)
+    set_optimizer_state_dict(model, optimizer, named, options=options)
+
+
+def _optimizer_names(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> list[str]:
+    """The parameter names of ``optimizer``'s parameters, in its order."""
+    names = {id(p): name for name, p in model.named_parameters()}
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    missing = [i for i, p in enumerate(params) if id(p) not in names]
+    if missing:
+        raise ValueError(
+            f"{len(missing)} optimiser parameter(s) are not the model's (e.g. a value head); "
+            "FSDP checkpoints need every optimised parameter inside the sharded model."
+        )
+    return [names[id(p)] for p in params]
+
+
+def _is_dtensor(tensor: torch.Tensor) -> bool:
+    return type(tensor).__name__ == "DTensor"

@@ -33,7 +33,13 @@ from typing import Any, ClassVar
 import torch
 
 from seele_agents.advantages import group_stats
-from seele_agents.distributed import World, all_reduce_gradients, all_reduce_sum, current
+from seele_agents.distributed import (
+    World,
+    all_reduce_gradients,
+    all_reduce_sum,
+    current,
+    is_sharded,
+)
 from seele_agents.losses import policy_loss
 from seele_agents.rollout import RolloutBatch
 
@@ -112,7 +118,9 @@ class PolicyLearner:
             process alone). With several, each rank's batch is its shard of the global batch,
             ``minibatch_size`` counts global sequences (a multiple of the world size), losses
             are normalised by global counts and gradients summed over ranks before clipping,
-            so every rank takes the step one process would take on the whole batch.
+            so every rank takes the step one process would take on the whole batch. A model
+            sharded by :func:`~seele_agents.distributed.shard_model` (FSDP) averages its
+            gradients itself; the loss is then scaled by the world size to keep the sum.
     """
 
     name: ClassVar[str] = "policy"
@@ -145,6 +153,7 @@ class PolicyLearner:
         if not isinstance(minibatch_size, int) or minibatch_size < 0:
             raise ValueError(f"minibatch_size={minibatch_size!r} must be an int >= 0.")
         self.world = world or current()
+        self.loss_scale = float(self.world.size) if is_sharded(model) else 1.0
         if minibatch_size % self.world.size:
             raise ValueError(
                 f"minibatch_size={minibatch_size} is not a multiple of the {self.world.size} "
@@ -301,7 +310,7 @@ class PolicyLearner:
             if extra is not None:
                 loss = loss + extra
                 metrics["loss/total"] = loss.detach()
-            loss.backward()
+            (loss * self.loss_scale if self.loss_scale != 1 else loss).backward()
             for key, value in {**metrics, **extra_metrics}.items():
                 totals[key] = totals.get(key, 0.0) + float(value)
 
@@ -318,11 +327,10 @@ class PolicyLearner:
 
     def _clip_and_step(self) -> float:
         params = self._trainable()
-        if self.max_grad_norm > 0:
-            norm = torch.nn.utils.clip_grad_norm_(params, self.max_grad_norm)
-        else:
-            grads = [p.grad.norm() for p in params if p.grad is not None]
-            norm = torch.linalg.vector_norm(torch.stack(grads)) if grads else torch.zeros(())
+        # An infinite limit measures the norm and scales nothing (max_grad_norm 0: no clipping).
+        norm = torch.nn.utils.clip_grad_norm_(params, self.max_grad_norm or float("inf"))
+        if hasattr(norm, "full_tensor"):  # FSDP: a sharded norm
+            norm = norm.full_tensor()
         self.optimizer.step()
         return float(norm)
 

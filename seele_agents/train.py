@@ -20,6 +20,7 @@ prints and writes checkpoints, which any number of processes can resume.
 
 from __future__ import annotations
 
+import copy
 import math
 import random
 import time
@@ -34,19 +35,25 @@ from seele_agents.checkpoint import (
     checkpoint_path,
     latest_checkpoint,
     load_checkpoint,
+    load_weights,
     prune_checkpoints,
     resolve_resume,
     save_checkpoint,
 )
 from seele_agents.config import TrainConfig, config_to_dict, save_config
 from seele_agents.distributed import (
+    GatheredGenerator,
     World,
     all_gather_objects,
     all_reduce_sum,
     barrier,
     broadcast_module,
+    full_optimizer_state,
+    is_sharded,
+    load_optimizer_state,
     reduce_metrics,
     setup,
+    shard_model,
     teardown,
 )
 from seele_agents.generation import SamplingParams, TransformersGenerator
@@ -132,7 +139,8 @@ def train(
         if world.is_main:
             out.mkdir(parents=True, exist_ok=True)
             save_config(config, out / "config.yaml")
-        run = build(config, warm_start=checkpoint is None, echo=echo, world=world)
+        run = build(config, warm_start=checkpoint is None, echo=echo, world=world,
+                    checkpoint=checkpoint)  # fmt: skip
         start_step, state = 0, {}
         if checkpoint is not None:
             start_step, state = _resume(run, checkpoint, echo)
@@ -145,6 +153,17 @@ def train(
 def _check_world(config: TrainConfig, world: World) -> None:
     if world.size == 1:
         return
+    if config.distributed.strategy == "fsdp":
+        for refused, why in (
+            (config.model.lora_rank > 0, "model.lora_rank > 0 (LoRA)"),
+            (config.generation.backend == "vllm", "generation.backend=vllm"),
+            (config.algo.name == "ppo", "algo.name=ppo (its value head is not sharded)"),
+        ):
+            if refused:
+                raise ValueError(
+                    f"distributed.strategy=fsdp does not support {why} yet; use "
+                    "distributed.strategy=ddp (docs/scaling.md)."
+                )
     for key, value in (("problems_per_step", config.problems_per_step),
                        ("algo.minibatch_size", config.algo.minibatch_size)):  # fmt: skip
         if value % world.size:
@@ -162,9 +181,14 @@ def _resume(run: Run, checkpoint: Path, echo: Any) -> tuple[int, dict[str, Any]]
     rank; a rank the checkpoint did not have starts a new stream (seeded from the run's seed,
     the rank and the step).
     """
+    sharded = is_sharded(run.model)  # its weights were loaded before sharding (build)
     start_step, state, extra = load_checkpoint(
-        checkpoint, model=run.model, optimizer=run.optimizer, scheduler=run.scheduler
-    )
+        checkpoint, model=None if sharded else run.model,
+        optimizer=None if sharded else run.optimizer, scheduler=run.scheduler,
+    )  # fmt: skip
+    if sharded:
+        saved = torch.load(checkpoint / "optimizer.pt", map_location="cpu", weights_only=True)
+        load_optimizer_state(run.model, run.optimizer, saved)
     run.env.load_state_dict(state["curriculum"])
     streams = extra.get("generator_rng_ranks") or [extra["generator_rng"]]
     rank = run.world.rank
@@ -194,10 +218,13 @@ def build(
     warm_start: bool = True,
     echo: Any = print,
     world: World | None = None,
+    checkpoint: Path | None = None,
 ) -> Run:
     """Set up model, envs, generator and learner (and the SFT warm-up when configured).
 
-    With several processes every rank builds the same, then takes rank 0's weights.
+    With several processes every rank builds the same, then takes rank 0's weights; with
+    ``distributed.strategy=fsdp`` the model (and the reference model) are then sharded, after
+    the weights of ``checkpoint`` (when resuming) are loaded whole.
     """
     mc, world = config.model, world or World()
     device = resolve_device(mc.device)
@@ -218,6 +245,14 @@ def build(
             target_modules=mc.lora_target_modules,
         )  # fmt: skip
     broadcast_module(model, world)
+    ref_model = None
+    fsdp = config.distributed.strategy == "fsdp" and world.size > 1
+    if fsdp:
+        if config.algo.beta > 0:  # the reference is the model before RL, as in the learner
+            ref_model = shard_model(copy.deepcopy(model).eval().requires_grad_(False), world)
+        if checkpoint is not None:
+            load_weights(checkpoint, model)
+        shard_model(model, world)
     env = _make_env(config, tokenizer)
     eval_env, eval_ids = _make_eval_env(config, tokenizer, env.unwrapped)
     trainable = [p for p in model.parameters() if p.requires_grad]
@@ -236,7 +271,11 @@ def build(
     gc = config.generation
     params = SamplingParams(gc.max_new_tokens, gc.temperature, gc.top_p, gc.top_k)
     generator = _make_generator(config, model, tokenizer, params, seed=config.seed + world.rank)
-    learner = make_learner(config, model, optimizer, scheduler, value_head, world=world)
+    if fsdp:
+        generator = GatheredGenerator(generator, model)
+    learner = make_learner(
+        config, model, optimizer, scheduler, value_head, world=world, ref_model=ref_model
+    )
     return Run(config, model, tokenizer, env, eval_env, eval_ids, generator, learner,
                optimizer, scheduler, world)  # fmt: skip
 
@@ -248,6 +287,7 @@ def make_learner(
     scheduler: Any = None,
     value_head: ValueHead | None = None,
     world: World | None = None,
+    ref_model: Any = None,
 ) -> PolicyLearner:
     """The learner ``config.algo.name`` names, with the config's options."""
     ac, gc = config.algo, config.generation
@@ -256,6 +296,7 @@ def make_learner(
         beta=ac.beta, gamma=ac.gamma, epochs=ac.epochs, minibatch_size=ac.minibatch_size,
         micro_batch_size=ac.micro_batch_size, max_grad_norm=config.optim.max_grad_norm,
         max_new_tokens=gc.max_new_tokens, temperature=gc.temperature, world=world or World(),
+        ref_model=ref_model,
     )  # fmt: skip
     if ac.name == "ppo":
         return PPOLearner(
@@ -312,7 +353,10 @@ def loop(run: Run, start_step: int, state: dict[str, Any], echo: Any = print) ->
     except KeyboardInterrupt:
         finished = step - 1
         echo(f"\ninterrupted: saving a checkpoint of step {finished} before exiting")
-        if finished > start_step:  # no collectives: the other ranks may be anywhere
+        if finished > start_step and is_sharded(run.model):
+            echo("  a sharded (FSDP) run cannot gather its weights once interrupted; its last "
+                 "periodic checkpoint stands")  # fmt: skip
+        elif finished > start_step:  # no collectives: the other ranks may be anywhere
             _save(run, finished, summary, gather=False)
         logger.close()
         raise
@@ -481,7 +525,10 @@ def _evaluate(run: Run) -> float:
     ec, gc, world = run.config.eval, run.config.generation, run.world
     params = SamplingParams(max_new_tokens=ec.max_new_tokens or gc.max_new_tokens, temperature=0)
     ids = run.eval_ids[world.rank :: world.size]
-    correct = sum(evaluate(run.eval_env, run.generator, ids, params)["correct"]) if ids else 0
+    if ids:
+        correct = sum(evaluate(run.eval_env, run.generator, ids, params)["correct"])
+    else:  # nothing to evaluate here, but a sharded model's generate is a collective
+        correct = len(run.generator.generate([], params))
     counts = all_reduce_sum(torch.tensor([correct, len(ids)], dtype=torch.float64), world)
     return float(counts[0] / counts[1]) if counts[1] else float("nan")
 
@@ -496,12 +543,16 @@ def _save(run: Run, step: int, summary: dict[str, Any], *, gather: bool = True) 
         _check_in_sync(run)
     rng = run.generator.get_rng_state()
     streams = all_gather_objects(rng, world) if gather else [rng]
+    model, optimizer = run.model, run.optimizer
+    if is_sharded(run.model):  # gathered whole (collectives), in the one-process layout
+        model = _FullWeights(run.model)
+        optimizer = _FixedState(full_optimizer_state(run.model, run.optimizer))
     path = checkpoint_path(out, step)
     if world.is_main:
         shown = hf_logging.is_progress_bar_enabled()
         hf_logging.disable_progress_bar()  # save_pretrained's shard bar would break our own bar
         try:
-            path = _save_checkpoint(run, out, step, summary, streams)
+            path = _save_checkpoint(run, out, step, summary, streams, model, optimizer)
         finally:
             if shown:
                 hf_logging.enable_progress_bar()
@@ -511,10 +562,40 @@ def _save(run: Run, step: int, summary: dict[str, Any], *, gather: bool = True) 
     return path
 
 
+class _FullWeights:
+    """A sharded model's full weights (gathered on creation, a collective) to save_pretrained."""
+
+    def __init__(self, model: Any) -> None:
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+        self.model = model
+        options = StateDictOptions(full_state_dict=True, cpu_offload=True)
+        state = get_model_state_dict(model, options=options)
+        # A tied weight (e.g. the LM head's, the embedding's) is saved once, as save_pretrained
+        # does for an unsharded model.
+        every = {name for name, _ in model.named_parameters(remove_duplicate=False)}
+        aliases = every - {name for name, _ in model.named_parameters()}
+        self.state = {k: v for k, v in state.items() if k not in aliases}
+
+    def save_pretrained(self, folder: Path) -> None:
+        self.model.save_pretrained(folder, state_dict=self.state)
+
+
+class _FixedState:
+    """An optimiser state already gathered, for save_checkpoint."""
+
+    def __init__(self, state: dict[str, Any]) -> None:
+        self.state = state
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.state
+
+
 def _check_in_sync(run: Run) -> None:
     """Raise if any rank's trainable parameters differ from rank 0's (they never should:
-    every rank applies the same summed gradient), so a diverged run is not saved as one."""
-    if run.world.size == 1:
+    every rank applies the same summed gradient), so a diverged run is not saved as one.
+    Sharded (FSDP) parameters are different shards by design and are not compared."""
+    if run.world.size == 1 or is_sharded(run.learner.model):
         return
     params = run.learner._trainable()
     with torch.no_grad():
@@ -529,10 +610,16 @@ def _check_in_sync(run: Run) -> None:
 
 
 def _save_checkpoint(
-    run: Run, out: Path, step: int, summary: dict[str, Any], streams: list[torch.Tensor]
+    run: Run,
+    out: Path,
+    step: int,
+    summary: dict[str, Any],
+    streams: list[torch.Tensor],
+    model: Any,
+    optimizer: Any,
 ) -> Path:
     return save_checkpoint(
-        out, step, model=run.model, optimizer=run.optimizer, scheduler=run.scheduler,
+        out, step, model=model, optimizer=optimizer, scheduler=run.scheduler,
         tokenizer=run.tokenizer,
         state={"curriculum": run.env.state_dict(), "summary": summary,
                "config": config_to_dict(run.config), "world_size": run.world.size},

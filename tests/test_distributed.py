@@ -1,8 +1,9 @@
-"""Data-parallel training on 2 CPU processes (gloo): the ranks stay identical and take the step
-one process takes on the same global batch; a run resumes at another number of processes."""
+"""Data-parallel training on 2 CPU processes (gloo), DDP and FSDP: the ranks take the step one
+process takes on the same global batch; a run resumes at another number of processes."""
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import shutil
@@ -26,6 +27,7 @@ from seele_agents.distributed import (  # noqa: E402
     all_gather_objects,
     reduce_metrics,
     shard,
+    shard_model,
 )
 from seele_agents.generation import SamplingParams, TransformersGenerator  # noqa: E402
 from seele_agents.returns import whiten  # noqa: E402
@@ -110,25 +112,30 @@ def _rows_of_rank(batch: RolloutBatch, rank: int, size: int) -> RolloutBatch:
     )  # fmt: skip
 
 
-def _learner(overrides: list[str], world: World):
+def _learner(overrides: list[str], world: World, *, fsdp: bool = False):
     torch.manual_seed(0)
     config = load_config(None, ["generation.max_new_tokens=8", "algo.micro_batch_size=5",
                                 *overrides])  # fmt: skip
     model, _ = build_tiny(seed=0)
+    ref = None
+    if fsdp:  # as train.build does: the reference copy and the policy, each sharded
+        ref = shard_model(copy.deepcopy(model).eval().requires_grad_(False), world)
+        shard_model(model, world)
     # SGD: the update is the gradient itself (Adam's first step, g / |g|, would magnify the
     # summation-order noise of near-zero gradients into lr-sized differences).
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
-    return make_learner(config, model, optimizer, world=world)
+    return make_learner(config, model, optimizer, world=world, ref_model=ref)
 
 
 def _trained_state(learner) -> dict[str, torch.Tensor]:
-    state = {k: v.detach().clone() for k, v in learner.model.state_dict().items()}
+    state = {k: (v.full_tensor() if hasattr(v, "full_tensor") else v).detach().clone()
+             for k, v in learner.model.state_dict().items()}  # fmt: skip
     for key, value in learner.state_dict().get("value_head", {}).items():
         state[f"value_head.{key}"] = value.detach().clone()
     return state
 
 
-def _learner_worker(rank: int, folder: str, overrides: list[str]) -> None:
+def _learner_worker(rank: int, folder: str, overrides: list[str], fsdp: bool) -> None:
     torch.set_num_threads(1)
     dist.init_process_group(
         "gloo", init_method=f"file://{folder}/rendezvous", rank=rank, world_size=WORLD
@@ -136,11 +143,13 @@ def _learner_worker(rank: int, folder: str, overrides: list[str]) -> None:
     try:
         world = World(rank, WORLD)
         batch = torch.load(f"{folder}/batch.pt", weights_only=False)
-        learner = _learner(overrides, world)
+        learner = _learner(overrides, world, fsdp=fsdp)
         metrics = learner.step(_rows_of_rank(batch, rank, WORLD))
         torch.save(
             {"state": _trained_state(learner), "metrics": metrics}, f"{folder}/rank{rank}.pt"
         )
+        if fsdp:
+            return  # shards differ by design: there is no divergence to check
         run = SimpleNamespace(world=world, learner=learner)
         _check_in_sync(run)  # identical: passes
         if rank == 1:
@@ -155,24 +164,26 @@ def _learner_worker(rank: int, folder: str, overrides: list[str]) -> None:
 
 
 @pytest.mark.parametrize(
-    "overrides",
+    ("overrides", "fsdp"),
     [
-        [],  # GRPO, Dr.GRPO loss (a constant normaliser), on-policy
-        ["algo.loss=dapo", "algo.epochs=2"],  # a token mean over the batch, off-policy ratio
-        ["algo.loss=grpo", "algo.advantage=grpo"],  # per-sequence means, std-scaled advantages
-        ["algo.name=reinforcepp", "algo.beta=0.01"],  # returns whitened over the whole batch
-        ["algo.name=ppo", "algo.epochs=2"],  # a value head, whitened GAE advantages
+        ([], False),  # GRPO, Dr.GRPO loss (a constant normaliser), on-policy
+        (["algo.loss=dapo", "algo.epochs=2"], False),  # a token mean, off-policy ratio
+        (["algo.loss=grpo", "algo.advantage=grpo"], False),  # per-sequence means, std scaling
+        (["algo.name=reinforcepp", "algo.beta=0.01"], False),  # returns whitened globally
+        (["algo.name=ppo", "algo.epochs=2"], False),  # a value head, whitened GAE advantages
+        ([], True),  # FSDP: sharded parameters, gradients reduce-scattered by FSDP itself
+        (["algo.loss=dapo", "algo.epochs=2", "algo.beta=0.01"], True),  # + a sharded reference
     ],
-    ids=["dr_grpo", "dapo", "grpo", "reinforcepp", "ppo"],
+    ids=["dr_grpo", "dapo", "grpo", "reinforcepp", "ppo", "fsdp-dr_grpo", "fsdp-dapo-kl"],
 )
-def test_two_gloo_ranks_take_the_step_one_process_takes(tmp_path, overrides):
+def test_two_gloo_ranks_take_the_step_one_process_takes(tmp_path, overrides, fsdp):
     batch = _global_batch()
     torch.save(batch, tmp_path / "batch.pt")
     single = _learner(overrides, World())
     before = _trained_state(single)
     single_metrics = single.step(batch)
     expected = _trained_state(single)
-    mp.start_processes(_learner_worker, args=(str(tmp_path), overrides), nprocs=WORLD,
+    mp.start_processes(_learner_worker, args=(str(tmp_path), overrides, fsdp), nprocs=WORLD,
                        start_method="spawn")  # fmt: skip
     ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(WORLD)]
     # The ranks hold bit-identical parameters ...
@@ -187,7 +198,7 @@ def test_two_gloo_ranks_take_the_step_one_process_takes(tmp_path, overrides):
                 single_metrics[key], rel=1e-4, abs=1e-7
             )
     # The divergence check saw rank 1's perturbed weights, on both ranks.
-    for rank in range(WORLD):
+    for rank in range(WORLD if not fsdp else 0):
         assert "parameters differ" in (tmp_path / f"diverged{rank}.txt").read_text()
 
 
@@ -239,10 +250,16 @@ def _gap(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
     return gap
 
 
+@pytest.fixture(scope="module")
+def one(tmp_path_factory) -> Path:
+    """One process, 4 steps: what the multi-process runs must match."""
+    folder = tmp_path_factory.mktemp("runs") / "one"
+    _seele_train(folder, 1, "steps=4")
+    return folder
+
+
 @pytest.mark.slow
-def test_torchrun_matches_one_process_and_resumes_at_another_world_size(tmp_path):
-    one = tmp_path / "one"
-    _seele_train(one, 1, "steps=4")
+def test_torchrun_matches_one_process_and_resumes_at_another_world_size(tmp_path, one):
     # 2 processes, 2 steps: the same parameters, curriculum and rewards as 1 process.
     two = tmp_path / "two"
     printed = _seele_train(two, WORLD, "steps=2")
@@ -267,3 +284,13 @@ def test_torchrun_matches_one_process_and_resumes_at_another_world_size(tmp_path
     assert _gap(_weights(one, 4), _weights(one, 2)) > 1e-4  # training moved the weights
     extra = torch.load(other / "checkpoints" / "step-00000004" / "extra.pt")
     assert len(extra["generator_rng_ranks"]) == WORLD
+
+
+@pytest.mark.slow
+def test_fsdp_under_torchrun_matches_one_process_and_resumes_unsharded(tmp_path, one):
+    sharded = tmp_path / "fsdp"
+    _seele_train(sharded, WORLD, "steps=2", "distributed.strategy=fsdp")
+    assert _gap(_weights(sharded, 2), _weights(one, 2)) < 1e-5  # full weights, tied saved once
+    assert _curriculum(sharded, 2) == _curriculum(one, 2)
+    _seele_train(sharded, 1, "steps=4", "distributed.strategy=fsdp", resume=True)
+    assert _gap(_weights(sharded, 4), _weights(one, 4)) < 1e-5  # its optimiser state resumed
