@@ -485,9 +485,9 @@ class DistributedConfig(Section):
     )
     strategy: str = option(
         "ddp",
-        "ddp: every process holds the whole model and optimiser; fsdp: parameters, gradients "
-        "and optimiser state sharded over the processes (PyTorch FSDP2; full fine-tuning of "
-        "GRPO or REINFORCE++ with the transformers backend).",
+        "How several processes hold the model: ddp (each a whole copy) or fsdp (parameters, "
+        "gradients and optimiser state sharded over them with PyTorch FSDP2; full fine-tuning "
+        "of GRPO or REINFORCE++ with the transformers backend).",
         choices=("ddp", "fsdp"),
     )
 
