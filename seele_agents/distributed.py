@@ -209,12 +209,15 @@ def all_reduce_gradients(parameters: Iterable[torch.nn.Parameter], world: World)
         if p.grad is None:
             p.grad = torch.zeros_like(p)
     buckets: dict[tuple[torch.device, torch.dtype], list[list[torch.Tensor]]] = {}
+    filled: dict[tuple[torch.device, torch.dtype], int] = {}  # elements in each last bucket
     for p in params:
         key = (p.grad.device, p.grad.dtype)
         groups = buckets.setdefault(key, [[]])
-        if sum(g.numel() for g in groups[-1]) + p.grad.numel() > _BUCKET_ELEMENTS:
+        if filled.get(key, 0) + p.grad.numel() > _BUCKET_ELEMENTS and groups[-1]:
             groups.append([])
+            filled[key] = 0
         groups[-1].append(p.grad)
+        filled[key] = filled.get(key, 0) + p.grad.numel()
     for groups in buckets.values():
         for grads in groups:
             if not grads:

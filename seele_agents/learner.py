@@ -241,7 +241,7 @@ class PolicyLearner:
                 with _timed(seconds, "forward_backward"):
                     self._accumulate(mb, ids, attn, gen, hint, targets, totals)
                 with _timed(seconds, "all_reduce"):
-                    all_reduce_gradients(self._trainable(), self.world)
+                    all_reduce_gradients(self.trainable_parameters(), self.world)
                 with _timed(seconds, "optimizer"):
                     grad_norms.append(self._clip_and_step())
         with _timed(seconds, "optimizer"):
@@ -321,12 +321,13 @@ class PolicyLearner:
             return None
         return lambda tensor: all_reduce_sum(tensor, self.world)
 
-    def _trainable(self) -> list[torch.nn.Parameter]:
+    def trainable_parameters(self) -> list[torch.nn.Parameter]:
+        """The parameters the optimiser updates (those that require gradients)."""
         params = [p for group in self.optimizer.param_groups for p in group["params"]]
         return [p for p in params if p.requires_grad]
 
     def _clip_and_step(self) -> float:
-        params = self._trainable()
+        params = self.trainable_parameters()
         # An infinite limit measures the norm and scales nothing (max_grad_norm 0: no clipping).
         norm = torch.nn.utils.clip_grad_norm_(params, self.max_grad_norm or float("inf"))
         if hasattr(norm, "full_tensor"):  # FSDP: a sharded norm

@@ -187,8 +187,8 @@ def _resume(run: Run, checkpoint: Path, echo: Any) -> tuple[int, dict[str, Any]]
         optimizer=None if sharded else run.optimizer, scheduler=run.scheduler,
     )  # fmt: skip
     if sharded:
-        saved = torch.load(checkpoint / "optimizer.pt", map_location="cpu", weights_only=True)
-        load_optimizer_state(run.model, run.optimizer, saved)
+        full = torch.load(checkpoint / "optimizer.pt", map_location="cpu", weights_only=True)
+        load_optimizer_state(run.model, run.optimizer, full)
     run.env.load_state_dict(state["curriculum"])
     streams = extra.get("generator_rng_ranks") or [extra["generator_rng"]]
     rank = run.world.rank
@@ -198,11 +198,11 @@ def _resume(run: Run, checkpoint: Path, echo: Any) -> tuple[int, dict[str, Any]]
         seed = run.config.seed + 1_000_003 * rank + start_step
         run.generator.set_rng_state(torch.Generator().manual_seed(seed).get_state())
     run.learner.load_state_dict(extra.get("learner", {}))
-    saved = int(state.get("world_size", 1))
+    written_by = int(state.get("world_size", 1))
     echo(f"resumed from {checkpoint} at step {start_step}")
-    if saved != run.world.size:
+    if written_by != run.world.size:
         echo(
-            f"  the checkpoint was written by {saved} process(es), this run has "
+            f"  the checkpoint was written by {written_by} process(es), this run has "
             f"{run.world.size}: each step's problems are split differently from here on"
         )
     return start_step, state
@@ -528,7 +528,8 @@ def _evaluate(run: Run) -> float:
     if ids:
         correct = sum(evaluate(run.eval_env, run.generator, ids, params)["correct"])
     else:  # nothing to evaluate here, but a sharded model's generate is a collective
-        correct = len(run.generator.generate([], params))
+        run.generator.generate([], params)
+        correct = 0
     counts = all_reduce_sum(torch.tensor([correct, len(ids)], dtype=torch.float64), world)
     return float(counts[0] / counts[1]) if counts[1] else float("nan")
 
@@ -597,7 +598,7 @@ def _check_in_sync(run: Run) -> None:
     Sharded (FSDP) parameters are different shards by design and are not compared."""
     if run.world.size == 1 or is_sharded(run.learner.model):
         return
-    params = run.learner._trainable()
+    params = run.learner.trainable_parameters()
     with torch.no_grad():
         mine = torch.stack([p.detach().double().sum() for p in params]).cpu()
     every = all_gather_objects(mine, run.world)
