@@ -38,9 +38,18 @@ __all__ = [
     "split_units",
 ]
 
-if "seele/MathHint-v0" not in gym.registry:
-    gym.register(id="seele/MathHint-v0", entry_point="seele_env.env:MathHintEnv")
-if "seele/SEELE-v0" not in gym.registry:
-    gym.register(id="seele/SEELE-v0", entry_point="seele_env.curricula:make_seele_env")
-if "seele/Curriculum-v0" not in gym.registry:
-    gym.register(id="seele/Curriculum-v0", entry_point="seele_env.curricula:make_curriculum_env")
+# Each id's vector_entry_point is seele_env.make_vec, so gym.make_vec(id, num_envs) without a
+# vectorization_mode builds the vector env text episodes need (see seele_env/vector.py, which also
+# makes gymnasium's own "sync" and "async" modes correct or refuses the one setting they get wrong).
+_IDS = {
+    "seele/MathHint-v0": ("seele_env.env:MathHintEnv", "make_math_hint_vec"),
+    "seele/SEELE-v0": ("seele_env.curricula:make_seele_env", "make_seele_vec"),
+    "seele/Curriculum-v0": ("seele_env.curricula:make_curriculum_env", "make_curriculum_vec"),
+}
+for _id, (_entry_point, _vector_entry_point) in _IDS.items():
+    if _id not in gym.registry:
+        gym.register(
+            id=_id,
+            entry_point=_entry_point,
+            vector_entry_point=f"seele_env.vector:{_vector_entry_point}",
+        )

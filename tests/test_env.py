@@ -272,6 +272,62 @@ def test_make_vec_refuses_the_broken_async_setting() -> None:
         make_vec(2, vectorization_mode="vector_entry_point")
 
 
+@pytest.mark.parametrize(
+    ("env_id", "vectorization_mode"),
+    [
+        ("seele/MathHint-v0", "sync"),
+        ("seele/MathHint-v0", "async"),  # gymnasium's shared memory, our UnicodeText handlers
+        ("seele/MathHint-v0", None),  # the vector_entry_point: seele_env.make_vec
+        ("seele/SEELE-v0", "async"),
+        ("seele/Curriculum-v0", None),
+    ],
+)
+def test_gym_make_vec_with_its_defaults_scores_gold_answers_every_round(
+    env_id, vectorization_mode
+) -> None:
+    """Regression (issue 15): gym.make_vec's async default crashed in reset (KeyError: ' ' in
+    gymnasium's shared memory for Text) and every registered id must score gold answers 1 on
+    every round of explicit reset(options) + step, whatever vector constructor built it."""
+    envs = gym.make_vec(env_id, num_envs=2, vectorization_mode=vectorization_mode)
+    for round_ in range(4):
+        obs, infos = envs.reset(seed=round_, options={"hint_rate": 0.5})
+        assert all(o.startswith("A conversation between User and Assistant") for o in obs)
+        _, rewards, terminated, _, step_infos = envs.step(_answers(envs, infos))
+        assert rewards.tolist() == [1.0, 1.0], round_
+        assert terminated.all() and step_infos["correct"].all()
+    envs.close()
+
+
+def test_gym_make_vec_refuses_async_without_shared_memory_under_next_step() -> None:
+    """Regression (issue 15): that setting scored every second round 0, silently."""
+    with pytest.raises(EnvUsageError, match=r"seele_env\.make_vec"):
+        gym.make_vec(
+            "seele/MathHint-v0",
+            num_envs=2,
+            vectorization_mode="async",
+            vector_kwargs={"shared_memory": False},
+        )
+    disabled = {"shared_memory": False, "autoreset_mode": gym.vector.AutoresetMode.DISABLED}
+    envs = gym.make_vec("seele/MathHint-v0", 2, vectorization_mode="async", vector_kwargs=disabled)
+    for _ in range(2):
+        _, infos = envs.reset(options={"hint_rate": 0.5})
+        assert envs.step(_answers(envs, infos))[1].tolist() == [1.0, 1.0]
+    envs.close()
+
+
+@pytest.mark.parametrize("vectorization_mode", ["sync", "async"])
+def test_make_vec_step_without_reset_is_a_clear_error(vectorization_mode) -> None:
+    """Regression (issue 15): sync make_vec raised a bare AssertionError on a step without reset."""
+    envs = make_vec(2, vectorization_mode=vectorization_mode)
+    with pytest.raises(EnvUsageError, match=r"call reset\(\) first"):
+        envs.step(("1", "2"))
+    envs.reset(seed=0)
+    envs.step(("1", "2"))
+    with pytest.raises(EnvUsageError, match=r"env\(s\) \[0, 1\]"):
+        envs.step(("1", "2"))
+    envs.close()
+
+
 # -- errors ---------------------------------------------------------------------------------------
 
 
