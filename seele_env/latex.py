@@ -42,11 +42,17 @@ def last_boxed(text: str) -> str | None:
         >>> last_boxed(r"so $x=\\boxed{\\frac{1}{2}}$ and not \\boxed{3")
         '\\\\frac{1}{2}'
     """
-    starts = [m.end() for m in _BOXED_RE.finditer(text)]
+    found = last_boxed_span(text)
+    return None if found is None else found[0]
+
+
+def last_boxed_span(text: str) -> tuple[str, int] | None:
+    """Like :func:`last_boxed`, with the position where that box's command starts."""
+    starts = [(m.start(), m.end()) for m in _BOXED_RE.finditer(text)]
     if not starts:
         return None
     match = match_braces(text)
-    for start in reversed(starts):
+    for command, start in reversed(starts):
         j = start
         while j < len(text) and text[j] in " \t":
             j += 1
@@ -63,5 +69,5 @@ def last_boxed(text: str) -> str | None:
         else:
             continue
         if content:
-            return content
+            return content, command
     return None
