@@ -10,6 +10,7 @@
     seele bench                                   # curricula at a matched budget, CPU preset
     seele bench speed                             # our GRPO step against TRL's GRPOTrainer
     seele bench scaling                           # step phases as m, n, batch, length grow
+    seele bench parity --seeds 3                  # our GRPO and TRL's trained from one start
 
 ``--set key=value`` overrides one config field (YAML syntax for the value: ``--set
 env.difficulty=[2,3]``); docs/training.md lists every field.
@@ -22,7 +23,7 @@ import json
 import sys
 from collections.abc import Sequence
 
-BENCH_SUITES = ("curricula", "speed", "scaling", "-h", "--help")
+BENCH_SUITES = ("curricula", "speed", "scaling", "parity", "-h", "--help")
 """What may follow ``seele bench``; anything else means the curricula suite."""
 
 
@@ -52,7 +53,7 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--overwrite", action="store_true", help="start afresh in an output dir with a run"
     )
-    from seele_agents import bench, eval_command, scaling, speed
+    from seele_agents import bench, eval_command, parity, scaling, speed
 
     eval_command.add_arguments(
         commands.add_parser(
@@ -88,6 +89,13 @@ def _parser() -> argparse.ArgumentParser:
             description=scaling.__doc__.split("\n\n")[0],
         )
     )
+    parity.add_arguments(
+        suites.add_parser(
+            "parity",
+            help="train our GRPO and TRL's GRPOTrainer from one start; held-out accuracy curves",
+            description=parity.__doc__.split("\n\n")[0],
+        )
+    )
     return parser
 
 
@@ -102,9 +110,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return eval_command.run(args)
     if args.command == "bench":
-        from seele_agents import bench, scaling, speed
+        from seele_agents import bench, parity, scaling, speed
 
-        suites = {"curricula": bench.run, "speed": speed.run, "scaling": scaling.run}
+        suites = {"curricula": bench.run, "speed": speed.run, "scaling": scaling.run,
+                  "parity": parity.run}  # fmt: skip
         return suites[args.suite](args)
     from seele_agents.config import ConfigError, load_config
     from seele_agents.train import RunExistsError, train
