@@ -120,6 +120,9 @@ class Verifier:
             ``os.cpu_count()``.
         max_memory_mb: Address-space cap per worker (``RLIMIT_AS``; ignored where the
             ``resource`` module is missing). ``None`` disables it. An idle worker uses ~70 MB.
+        spare_workers: Workers kept started beside the busy ones (1 by default), so that the
+            call after a timeout, whose worker is killed, does not wait for a fresh worker's
+            start-up (0.5 s idle, up to ~9 s on a loaded machine). 0 saves ~70 MB per spare.
 
     Example:
         >>> verifier = Verifier(timeout_s=2.0)
@@ -135,6 +138,7 @@ class Verifier:
         max_answer_chars: int = 1_000,
         num_workers: int | None = None,
         max_memory_mb: int | None = 1_024,
+        spare_workers: int = 1,
     ) -> None:
         if (
             isinstance(timeout_s, bool)
@@ -165,15 +169,22 @@ class Verifier:
                 f"max_memory_mb must be an int >= 256 (a worker needs ~70 MB plus headroom for "
                 f"sympy) or None to disable the cap, got {max_memory_mb!r}."
             )
+        if (
+            isinstance(spare_workers, bool)
+            or not isinstance(spare_workers, int)
+            or spare_workers < 0
+        ):
+            raise ValueError(f"spare_workers must be an int >= 0, got {spare_workers!r}; e.g. 1.")
         self.timeout_s = float(timeout_s)
         self.max_completion_chars = max_completion_chars
         self.max_answer_chars = max_answer_chars
         self.num_workers = num_workers
         self.max_memory_mb = max_memory_mb
+        self.spare_workers = spare_workers
         self._start_pool()
 
     def _start_pool(self) -> None:
-        self._pool = WorkerPool(self.num_workers, self.max_memory_mb)
+        self._pool = WorkerPool(self.num_workers, self.max_memory_mb, self.spare_workers)
         # Closes the workers when the verifier is garbage-collected or the interpreter exits;
         # refers to the pool only, so it does not keep the verifier alive.
         self._finalizer = weakref.finalize(self, self._pool.close)
@@ -186,6 +197,7 @@ class Verifier:
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        state.setdefault("spare_workers", 1)  # pickled before spares existed
         self.__dict__.update(state)
         self._start_pool()
 
@@ -193,7 +205,8 @@ class Verifier:
         return (
             f"Verifier(timeout_s={self.timeout_s}, max_completion_chars="
             f"{self.max_completion_chars}, max_answer_chars={self.max_answer_chars}, "
-            f"num_workers={self.num_workers}, max_memory_mb={self.max_memory_mb})"
+            f"num_workers={self.num_workers}, max_memory_mb={self.max_memory_mb}, "
+            f"spare_workers={self.spare_workers})"
         )
 
     def __enter__(self) -> Verifier:
@@ -380,9 +393,9 @@ class _BatchRun:
             self.todo.extendleft(reversed([entry.index for entry in queue]))
         try:
             fresh = self.pool.replace(worker)
-        except Exception:
+        except Exception:  # the slot is lost (replace() has already counted the dead worker)
             with self.pool.cond:
-                self.pool.live -= 1
+                self.pool.busy -= 1
                 self.pool.cond.notify()
             fresh = None
         self.workers[slot] = fresh
