@@ -121,8 +121,9 @@ def run_parity(
     Returns:
         ``settings``, ``config``, ``start_accuracy`` and ``runs`` (one per seed: ``seed`` and
         per side ``curve`` ``[[step, accuracy], ...]``, ``reward`` per step, ``before``,
-        ``after``, ``seconds``), ``summary`` (per side mean and sd over seeds of ``before``,
-        ``after`` and ``gain``; ``after_gap``: ours minus TRL, paired by seed).
+        ``after``, ``seconds``, ``parameter_change_max``), ``summary`` (per side mean and sd
+        over seeds of ``before``, ``after`` and ``gain``; ``after_gap``: ours minus TRL, paired
+        by seed) and ``versions``.
     """
     from transformers.utils import logging as hf_logging
 
