@@ -464,12 +464,15 @@ def test_hub_json_builder_and_local_folder(tmp_path):
 def test_named_dataset_from_hub_uses_same_parser(tmp_path, monkeypatch):
     datasets = pytest.importorskip("datasets", reason="the `datasets` package is not installed")
     path = _write_jsonl(tmp_path / "gsm.jsonl", GSM_ROWS)
+    aime_rows = [{"problem": f"Q{i}?", "answer": "6", "solution": "2*3=6."} for i in range(2)]
+    aime_path = _write_jsonl(tmp_path / "aime.jsonl", aime_rows)
     real_load = datasets.load_dataset
     calls = []
 
     def fake_hub(path_or_id, name=None, split=None, **kwargs):
         calls.append((path_or_id, name, split, kwargs))
-        return real_load("json", data_files=str(path), split="train", cache_dir=str(tmp_path))
+        source = aime_path if "aime" in path_or_id else path
+        return real_load("json", data_files=str(source), split="train", cache_dir=str(tmp_path))
 
     monkeypatch.setattr(datasets, "load_dataset", fake_hub)
     from_hub = _load_quietly("gsm8k", split="test", revision="abc")
@@ -615,3 +618,93 @@ def test_after_think_and_signatures():
         "Last",
     ]
     assert split_signed_solutions("By symmetry, $x=1$.") == ["By symmetry, $x=1$."]
+
+
+# -- issue 15: step lists, another dataset's layout, split in ids ---------------------------------
+
+STEPS = [
+    "Janet's ducks lay 16 eggs; she eats 3 and bakes 4.",
+    "That leaves 16 - 3 - 4 = 9 eggs.\nShe sells each for $2.",
+    "9 * 2 = 18, so she makes \\boxed{18} dollars.",
+]
+STEP_ROWS = [{"problem": "How much does Janet make?", "steps": STEPS, "answer": "18"}]
+
+
+def _steps_back(problem: Problem) -> list[str]:
+    from seele_env.hints import split_units
+
+    units = split_units(problem.solution, "steps")
+    return [re.sub(r"^Step \d+: ", "", piece).rstrip("\n") for piece in units.pieces]
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "json", "parquet"])
+def test_solution_given_as_a_list_of_steps_gives_those_steps(tmp_path, fmt):
+    """Regression: a JSON array of steps was loaded as the repr of the list, one hint unit."""
+    path = tmp_path / f"steps.{fmt}"
+    if fmt == "jsonl":
+        _write_jsonl(path, STEP_ROWS)
+    elif fmt == "json":
+        path.write_text(json.dumps(STEP_ROWS), encoding="utf-8")
+    else:
+        pa = pytest.importorskip("pyarrow", reason="pyarrow is needed to write a parquet file")
+        import pyarrow.parquet as pq
+
+        pq.write_table(pa.Table.from_pylist(STEP_ROWS), path)
+    fields = {"question": "problem", "solution": "steps", "answer": "answer"}
+    (problem,) = _load_quietly("file", data_path=path, fields=fields)
+    assert not problem.solution.startswith("[")  # not the repr of the list
+    assert _steps_back(problem) == STEPS
+    (no_answer,) = _load_quietly(
+        "file", data_path=path, fields={"question": "problem", "solution": "steps"}
+    )
+    assert no_answer.answer == "18"  # the last box of the joined steps
+
+
+def test_hub_rows_with_a_list_of_steps(tmp_path, monkeypatch):
+    datasets = pytest.importorskip("datasets", reason="the `datasets` package is not installed")
+    monkeypatch.setattr(
+        datasets, "load_dataset", lambda *a, **k: datasets.Dataset.from_list(STEP_ROWS)
+    )
+    (problem,) = _load_quietly(
+        "org/steps", fields={"question": "problem", "solution": "steps", "answer": "answer"}
+    )
+    assert _steps_back(problem) == STEPS
+
+
+def test_join_steps_keeps_existing_numbering_and_drops_blank_steps():
+    from seele_env.loaders.cleaning import join_steps
+
+    assert join_steps(["Step 1: a.", "Step 2: b."]) == "Step 1: a.\nStep 2: b."
+    assert join_steps(["a.", " ", None, 7]) == "Step 1: a.\nStep 2: 7"
+    assert join_steps([]) is None
+
+
+@needs_shared
+def test_a_file_in_another_datasets_layout_is_refused():
+    """Regression: math500 on the GSM8K test file gave 1,319 problems whose gold answers were
+    whole worked solutions."""
+    with pytest.raises(DatasetError, match=r"1319 of 1319 gold answers are worked solutions.*"
+                       r"math500 expects.*load_problems\('gsm8k'"):  # fmt: skip
+        load_problems("math500", data_path=SHARED / "gsm8k" / "test.jsonl")
+
+
+def test_worked_solutions_as_answers_are_refused_in_generic_files(tmp_path):
+    worked = "First we add 2 and 3. That gives 5 apples. Then we double it to get ten apples total."
+    path = _write_jsonl(tmp_path / "mine.jsonl", [{"question": f"q{i}", "answer": worked}
+                                                  for i in range(3)])  # fmt: skip
+    with pytest.raises(DatasetError, match=r"3 of 3 gold answers are worked solutions.*fields="):
+        load_problems("file", data_path=path)
+
+
+@needs_shared
+def test_ids_carry_the_split_of_the_file_given():
+    """Regression: a test file given directly got ids 'gsm8k/train/N'."""
+    ps = _load_quietly("gsm8k", data_path=SHARED / "gsm8k" / "test.jsonl", limit=2)
+    assert ps.ids == ["gsm8k/test/0", "gsm8k/test/1"]
+    assert _load_quietly("gsm8k", data_path=SHARED / "gsm8k" / "test.jsonl", split="dev",
+                         limit=1).ids == ["gsm8k/dev/0"]  # fmt: skip
+
+
+def test_generic_file_named_after_a_split(tmp_path):
+    path = _write_jsonl(tmp_path / "test.jsonl", [{"question": "q", "answer": "1"}])
+    assert _load_quietly("file", data_path=path).ids == ["test/test/0"]

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from seele_env.errors import DatasetError
+from seele_env.loaders.cleaning import looks_like_worked_solution
 from seele_env.loaders.parsers import GENERIC_FIELDS, PARSERS, RowContext, SkipRow
 from seele_env.loaders.problem_set import LoadReport, ProblemSet
 from seele_env.loaders.readers import FILE_FORMATS, Unreadable, read_file_rows, read_hub_rows
@@ -255,6 +256,8 @@ def load_problems(
         raise _unknown_dataset(dataset)
     _check_options(spec, options)
 
+    if split is None and data_path is not None and Path(data_path).is_file():
+        split = _split_of_file(Path(data_path))  # ids carry the split actually loaded
     if spec is not None:
         if fields is not None:
             raise DatasetError(
@@ -319,8 +322,49 @@ def load_problems(
             f"no usable problem in {location} ({label}, split {split!r}): {reasons}. "
             f"Columns present: {sorted(columns) or 'none'}."
         )
+    _check_answers_are_final(problems, label, location, spec)
     report.warn_if_skipped()
     return ProblemSet(problems, report)
+
+
+# File stems that name a split: ``test.jsonl``, ``test.fixed.jsonl``, ``validation.parquet``.
+_SPLIT_NAMES = ("train", "test", "validation", "valid", "val", "dev")
+
+
+def _split_of_file(path: Path) -> str | None:
+    """The split a file's name states (``test.jsonl`` -> ``"test"``), else ``None``."""
+    stem = path.name.split(".", 1)[0].lower()
+    return stem if stem in _SPLIT_NAMES else None
+
+
+def _check_answers_are_final(
+    problems: list[Problem], label: str, location: str, spec: DatasetSpec | None
+) -> None:
+    """Stop when most gold answers are worked solutions: the file has another dataset's layout
+    (GSM8K's ``answer`` holds the whole solution), and every reward would be wrong."""
+    worked = [p for p in problems if looks_like_worked_solution(p.answer)]
+    if len(worked) * 2 <= len(problems):
+        return
+    example = worked[0].answer[:120].replace("\n", " ")
+    gsm8k = any("####" in p.answer for p in worked)
+    if spec is not None:
+        expected = (
+            f"{spec.name} expects rows with the question, a solution and a short final answer "
+            f"(parser {spec.parser!r}; see docs/datasets.md)"
+        )
+    else:
+        expected = "the answer column must hold a short final answer, not a worked solution"
+    hint = (
+        " It looks like GSM8K's layout (the final answer after '####'): load it with "
+        "load_problems('gsm8k', data_path=...)."
+        if gsm8k
+        else " Map the worked solutions with fields={'solution': ...} and a short answer column "
+        "with fields={'answer': ...}, or load the file with its own dataset name."
+    )
+    raise DatasetError(
+        f"{location} ({label}): {len(worked)} of {len(problems)} gold answers are worked "
+        f"solutions, not final answers (e.g. {example!r}); {expected}.{hint}"
+    )
 
 
 def _check_options(spec: DatasetSpec | None, options: Mapping[str, Any]) -> None:

@@ -14,7 +14,9 @@ __all__ = [
     "after_think",
     "clean_gsm8k",
     "format_number",
+    "join_steps",
     "last_boxed",
+    "looks_like_worked_solution",
     "split_signed_solutions",
     "strip_math_delimiters",
 ]
@@ -151,3 +153,42 @@ def split_signed_solutions(text: str) -> list[str]:
         current.append(line)
     flush()
     return pieces
+
+
+_STEP_PREFIX = re.compile(r"^[ \t]*(?:\*\*)?[Ss]tep[ \t]*(\d+)")
+
+
+def join_steps(steps: list[object] | tuple[object, ...]) -> str | None:
+    """A solution given as a list of step strings, as one text that splits back into them.
+
+    Step-annotated datasets store a solution as a JSON array of steps. Each step goes on its own
+    line behind a ``Step k:`` marker, which ``seele_env.hints.split_steps`` reads as numbered
+    steps, so ``hint_unit="steps"`` gives exactly these steps back (steps already numbered
+    ``Step 1``, ``Step 2``, ... keep their own markers). Blank steps are dropped; ``None`` if
+    none is left.
+
+    Example:
+        >>> join_steps(["Add: 2 + 3 = 5.", "", "So the answer is 5."])
+        'Step 1: Add: 2 + 3 = 5.\\nStep 2: So the answer is 5.'
+    """
+    texts = [
+        (s if isinstance(s, str) else format_number(s)).strip() for s in steps if s is not None
+    ]
+    texts = [text for text in texts if text]
+    if not texts:
+        return None
+    numbered = [_STEP_PREFIX.match(text) for text in texts]
+    if all(m is not None and int(m.group(1)) == k for k, m in enumerate(numbered, 1)):
+        return "\n".join(texts)
+    return "\n".join(f"Step {k}: {text}" for k, text in enumerate(texts, 1))
+
+
+_SENTENCE_BREAK = re.compile(r"[\w)$][.!?]\s+[A-Z]")
+
+
+def looks_like_worked_solution(answer: str) -> bool:
+    """Whether a "final answer" is really a worked solution: a GSM8K ``#### n`` trailer, or a
+    long text of several sentences (a final answer is a number or a short expression)."""
+    if "####" in answer:
+        return True
+    return len(answer) > 80 and len(_SENTENCE_BREAK.findall(answer)) >= 2

@@ -17,6 +17,7 @@ from seele_env.loaders.cleaning import (
     after_think,
     clean_gsm8k,
     format_number,
+    join_steps,
     last_boxed,
     split_signed_solutions,
     strip_math_delimiters,
@@ -278,7 +279,11 @@ def parse_generic(row: Mapping[str, Any], index: int, ctx: RowContext) -> Proble
     """
     keys = ctx.fields
     question = _question(row, *keys["question"])
-    solution = _text(row, *keys.get("solution", ()))
+    steps = _value(row, *keys.get("solution", ()))
+    if isinstance(steps, (list, tuple)):  # a step-annotated solution: one string per step
+        solution = join_steps(steps)
+    else:
+        solution = _text(row, *keys.get("solution", ()))
     answer = _text(row, *keys.get("answer", ()))
     if answer is None and solution:
         answer = last_boxed(solution)
