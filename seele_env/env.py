@@ -25,7 +25,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from seele_env.errors import EnvUsageError, HintError
+from seele_env.errors import DatasetError, EnvUsageError, HintError
 from seele_env.hints import (
     PLACEMENTS,
     ChatTokenizer,
@@ -135,8 +135,14 @@ class MathHintEnv(gym.Env[str, str]):
             raise EnvUsageError(f"placement={placement!r} is not one of {PLACEMENTS}.")
         if render_mode not in (None, *self.metadata["render_modes"]):
             raise EnvUsageError(f"render_mode={render_mode!r} is not None or 'ansi'.")
-        if not np.isfinite(format_reward):
-            raise EnvUsageError(f"format_reward={format_reward!r} must be a finite number.")
+        if (
+            isinstance(format_reward, bool)
+            or not isinstance(format_reward, (int, float, np.integer, np.floating))
+            or not np.isfinite(format_reward)
+        ):
+            raise EnvUsageError(
+                f"format_reward={format_reward!r} must be a finite number, e.g. format_reward=0.1."
+            )
         self.problems = self._load(
             dataset, data_path, split, fields, limit, problems,
             num_problems, difficulty, families, procedural_seed,
@@ -193,6 +199,13 @@ class MathHintEnv(gym.Env[str, str]):
             )
         if len(problems) == 0:
             raise EnvUsageError("The environment has no problems; give at least one.")
+        too_long = [p.id for p in problems if len(p.question) > MAX_TEXT_CHARS]
+        if too_long:
+            raise DatasetError(
+                f"{len(too_long)} problem(s) have a question longer than the observation space's "
+                f"max_length={MAX_TEXT_CHARS} characters (e.g. {too_long[0]!r}); drop or shorten "
+                "them (e.g. problems=[p for p in problems if len(p.question) <= 100_000])."
+            )
         return problems
 
     # -- problem access (used by curricula and agents) ------------------------------------------
@@ -247,6 +260,12 @@ class MathHintEnv(gym.Env[str, str]):
             tokenizer=self.tokenizer,  # type: ignore[arg-type]
             system_prompt=self.system_prompt,
         )
+        if len(observation) > MAX_TEXT_CHARS:
+            raise DatasetError(
+                f"The prompt of problem {problem.id!r} is {len(observation)} characters, above "
+                f"the observation space's max_length={MAX_TEXT_CHARS}; drop or shorten the "
+                "problem, or use a shorter template or hint_rate."
+            )
         self._problem = problem
         self._info = {
             "problem_id": problem.id,

@@ -375,9 +375,21 @@ def test_unknown_reset_option(env) -> None:
         ({"default_hint_rate": 2.0}, "hint_rate=2.0"),
         ({"render_mode": "human"}, "render_mode='human'"),
         ({"problems": []}, "no problems"),
+        ({"format_reward": "0.1"}, r"format_reward='0.1' must be a finite number"),
+        ({"format_reward": float("nan")}, "format_reward=nan"),
+        # Regression: a 50 MB question gave a 52-million-character observation.
+        ({"problems": [Problem("big", "x" * 200_001, "1", None)]}, "longer than the obs"),
     ],
 )
 def test_bad_constructor_arguments(kwargs, message) -> None:
     kwargs.setdefault("problems", PROBLEMS)
     with pytest.raises(SeeleError, match=message):
         MathHintEnv(**kwargs)
+
+
+def test_a_prompt_over_the_observation_bound_is_refused(verifier) -> None:
+    question = "x" * 199_990  # fits alone; the template makes the prompt too long
+    env = MathHintEnv(problems=[Problem("long", question, "1", None)], verifier=verifier)
+    with pytest.raises(SeeleError, match=r"'long' is 2\d{5} characters, above .*max_length"):
+        env.reset()
+    env.close()
