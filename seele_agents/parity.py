@@ -318,10 +318,12 @@ def grpo_config(config: Any, output_dir: str) -> Any:
     """TRL's ``GRPOConfig`` for the training settings of ``config`` (a TrainConfig).
 
     Example:
-        >>> from seele_agents.config import TrainConfig
-        >>> args = grpo_config(TrainConfig(), "/tmp/x")
+        >>> from seele_agents.config import load_config
+        >>> sizes = ["curriculum.num_rounds=2", "curriculum.group_size=4", "algo.loss=dr_grpo",
+        ...          "algo.advantage=dr_grpo"]
+        >>> args = grpo_config(load_config(None, sizes), "/tmp/x")
         >>> args.loss_type, args.scale_rewards, args.num_generations, args.use_bias_correction_kl
-        ('dr_grpo', 'none', 32, False)
+        ('dr_grpo', 'none', 8, False)
     """
     from trl import GRPOConfig
 
