@@ -40,6 +40,7 @@ Example:
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -328,8 +329,119 @@ def word(rng: np.random.Generator, difficulty: int) -> Draft:
     return Draft(question, tuple(steps), count, record)
 
 
-FAMILIES: dict[str, FamilyFn] = {"arithmetic": arithmetic, "linear": linear, "word": word}
+# -------------------------------------------------------------------------------------- running
+
+
+def running(rng: np.random.Generator, difficulty: int) -> Draft:
+    """A running total: a start, then ``difficulty + 1`` digits added or subtracted, one per step.
+
+    Every step applies the same skill (copy the next operation from the question, add or
+    subtract one digit), so accuracy falls roughly geometrically with the number of steps left
+    to do and a hint of k steps removes k of them: the family where hints grade difficulty
+    smoothly. Values stay within 0..99, so every number is one or two digits.
+
+    Example:
+        >>> draft = running(np.random.default_rng(0), 2)
+        >>> draft.question
+        'Compute 78 - 5 + 3 + 1.'
+        >>> draft.steps
+        ('78 - 5 = 73.', '73 + 3 = 76.', '76 + 1 = 77.')
+        >>> draft.record
+        {'start': 78, 'operations': [['-', 5], ['+', 3], ['+', 1]]}
+    """
+    value = start = _randint(rng, 10, 90)
+    steps, operations = [], []
+    for _ in range(difficulty + 1):
+        options = [op for op, room in (("+", 99 - value), ("-", value)) if room >= 1]
+        op = _pick(rng, options)
+        operand = _randint(rng, 1, min(9, 99 - value if op == "+" else value))
+        result = _APPLY[op](value, operand)
+        steps.append(f"{value} {op} {operand} = {result}.")
+        operations.append([op, operand])
+        value = result
+    expression = " ".join([str(start), *(f"{op} {operand}" for op, operand in operations)])
+    record = {"start": start, "operations": operations}
+    return Draft(f"Compute {expression}.", tuple(steps), value, record)
+
+
+FAMILIES: dict[str, FamilyFn] = {
+    "arithmetic": arithmetic,
+    "linear": linear,
+    "word": word,
+    "running": running,
+}
 """The registry of families, by name. Register a new one by adding a :data:`FamilyFn`."""
+
+CHAIN_FAMILIES: tuple[str, ...] = ("running", "arithmetic")
+"""Families whose problems are chains of ``Step k: a op b = c.`` lines that :func:`check_steps`
+grades step by step."""
+
+
+# ------------------------------------------------------------------------------- step checking
+
+_STEP_LINE = re.compile(r"Step (\d{1,3}): (-?\d{1,4}) ([-+*/]) (-?\d{1,4}) = (-?\d{1,5})\.")
+_MAX_CHECKED_CHARS = 10_000  # model output is untrusted: parse a bounded prefix only
+
+
+def check_steps(problem: Problem, completion: str, *, first_step: int = 1) -> list[bool]:
+    """Which steps of ``completion`` apply the right operation, for chain families.
+
+    A chain problem (``arithmetic`` or ``running``: its metadata holds ``start`` and
+    ``operations``) is solved by one ``Step k: a op b = c.`` line per operation. Step k is right
+    when its line names the k-th operation of the question (``op b``), starts from the value the
+    model itself reached one line earlier (``start`` for step 1) and computes ``c = a op b``. So
+    one slip does not make every later step wrong: this measures the per-step skill, while the
+    final reward measures the whole chain. A missing or unreadable step counts as wrong.
+
+    Args:
+        problem: A procedural chain problem.
+        completion: What the model wrote. With a hint at the start of the response, pass the
+            text after the hint and ``first_step`` = the first step the model had to write.
+        first_step: Number of the first step to check; earlier steps (the hint) are skipped.
+
+    Returns:
+        One verdict per step from ``first_step`` to the last (empty if the hint held them all).
+
+    Raises:
+        ValueError: If ``problem`` is not a chain problem.
+
+    Example:
+        >>> problem = generate_problems(1, seed=0, families=("running",), difficulty=1)[0]
+        >>> problem.question
+        'Compute 78 - 5 + 3.'
+        >>> check_steps(problem, "Step 1: 78 - 5 = 73.\\nStep 2: 73 + 3 = 75.")
+        [True, False]
+        >>> check_steps(problem, "Step 1: 78 - 5 = 74.\\nStep 2: 74 + 3 = 77.")
+        [False, True]
+    """
+    metadata = problem.metadata or {}
+    if "start" not in metadata or "operations" not in metadata:
+        raise ValueError(
+            f"problem {problem.id!r} is not a chain problem (no start and operations in its "
+            "metadata); check_steps reads the families 'arithmetic' and 'running'."
+        )
+    operations = metadata["operations"]
+    lines: dict[int, tuple[int, str, int, int]] = {}
+    for match in _STEP_LINE.finditer(completion[:_MAX_CHECKED_CHARS]):
+        k, a, op, b, c = match.groups()
+        lines.setdefault(int(k), (int(a), op, int(b), int(c)))
+    # The value each step should start from: the reference's (the start, then each step's
+    # result), replaced by the model's own result after every line it wrote.
+    reference = [int(metadata["start"])]
+    for op, operand in operations:
+        reference.append(_APPLY[op](reference[-1], int(operand)))
+    verdicts = []
+    previous = reference[max(1, first_step) - 1]
+    for k in range(max(1, first_step), len(operations) + 1):
+        op, operand = operations[k - 1]
+        line = lines.get(k)
+        verdicts.append(
+            line is not None
+            and line[:3] == (previous, op, int(operand))
+            and line[3] == _APPLY[op](line[0], line[2])
+        )
+        previous = line[3] if line is not None else reference[k]
+    return verdicts
 
 
 # ----------------------------------------------------------------------------------- public API

@@ -422,3 +422,78 @@ def test_any_out_of_range_difficulty_is_rejected(difficulty):
 def test_any_unknown_family_is_rejected(name):
     with pytest.raises(DatasetError, match="Unknown procedural family"):
         generate_problems(1, families=(name,))
+
+
+# ------------------------------------------------------------------------- the running family
+
+
+@pytest.mark.parametrize("difficulty", [1, 3, 5, 7, 10])
+def test_running_problems_are_well_formed_and_correct(difficulty):
+    problems = generate_problems(200, seed=5, families=("running",), difficulty=difficulty)
+    for problem in problems:
+        bodies = check_format(problem)
+        assert problem.metadata["n_steps"] == difficulty + 1
+        # Independent route: read the question's numbers and signs, and add them up.
+        expression = problem.question.removeprefix("Compute ").removesuffix(".")
+        start, *pairs = re.findall(r"^\d+|[-+] \d+", expression)
+        value, values = int(start), [int(start)]
+        for pair in pairs:
+            sign, digit = pair.split()
+            assert 1 <= int(digit) <= 9, problem.question  # one digit per step
+            value += int(digit) if sign == "+" else -int(digit)
+            values.append(value)
+        assert len(pairs) == difficulty + 1
+        assert int(problem.answer) == value
+        assert all(0 <= v <= 99 for v in values), problem.question
+        # Every step is "previous op digit = next", in the question's order.
+        for k, body in enumerate(bodies):
+            sign, digit = pairs[k].split()
+            assert body.startswith(f"{values[k]} {sign} {digit} = {values[k + 1]}."), body
+
+
+def test_running_family_draws_both_signs_and_many_starts():
+    problems = generate_problems(300, seed=1, families=("running",), difficulty=4)
+    ops = [op for p in problems for op, _ in p.metadata["operations"]]
+    assert 0.35 < ops.count("+") / len(ops) < 0.65
+    assert len({p.metadata["start"] for p in problems}) > 50
+
+
+# Hand-written completions for "Compute 78 - 5 + 3." (start 78; steps 78 - 5 = 73, 73 + 3 = 76).
+STEP_CASES = [
+    ("Step 1: 78 - 5 = 73.\nStep 2: 73 + 3 = 76. The answer is \\boxed{76}.", 1, [True, True]),
+    # A slip in step 1 makes it wrong; step 2 applied correctly to the model's own 74 is right.
+    ("Step 1: 78 - 5 = 74.\nStep 2: 74 + 3 = 77.", 1, [False, True]),
+    # Step 2 starts from the reference value, not the model's: wrong.
+    ("Step 1: 78 - 5 = 74.\nStep 2: 73 + 3 = 76.", 1, [False, False]),
+    # The wrong operation copied from the question (the operand of step 1 again).
+    ("Step 1: 78 - 5 = 73.\nStep 2: 73 - 5 = 68.", 1, [True, False]),
+    ("Step 1: 78 - 5 = 73.", 1, [True, False]),  # a missing step is wrong
+    ("The answer is 76.", 1, [False, False]),
+    # After a hint of one step the model writes step 2 only; it starts from the reference 73.
+    ("Step 2: 73 + 3 = 76. The answer is \\boxed{76}.", 2, [True]),
+    ("Step 2: 74 + 3 = 77.", 2, [False]),
+    ("", 3, []),  # the hint held every step
+]
+
+
+@pytest.mark.parametrize(("completion", "first_step", "expected"), STEP_CASES)
+def test_check_steps_by_hand(completion, first_step, expected):
+    problem = generate_problems(1, seed=0, families=("running",), difficulty=1)[0]
+    assert problem.question == "Compute 78 - 5 + 3."
+    assert procedural.check_steps(problem, completion, first_step=first_step) == expected
+
+
+def test_check_steps_reads_arithmetic_chains_and_refuses_others():
+    problem = generate_problem("arithmetic", np.random.default_rng(3), 2, 0)
+    assert problem.question == "Compute ((17 + 4) + 4) / 5."
+    assert procedural.check_steps(problem, problem.solution) == [True, True, True]
+    assert procedural.check_steps(problem, "Step 3: 25 / 5 = 6.", first_step=3) == [False]
+    linear = generate_problems(1, seed=0, families=("linear",))[0]
+    with pytest.raises(ValueError, match="not a chain problem"):
+        procedural.check_steps(linear, linear.solution)
+
+
+def test_check_steps_reads_a_bounded_prefix_of_huge_output():
+    problem = generate_problems(1, seed=0, families=("running",), difficulty=1)[0]
+    huge = "x" * 50_000 + problem.solution  # beyond the bounded prefix: nothing is read
+    assert procedural.check_steps(problem, huge) == [False, False]
