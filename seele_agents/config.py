@@ -53,7 +53,7 @@ import yaml
 
 from seele_env.curricula import CURRICULA, Curriculum
 from seele_env.hints import PLACEMENTS, TEMPLATES, UNITS
-from seele_env.procedural import FAMILIES, MAX_DIFFICULTY
+from seele_env.procedural import CHAIN_FAMILIES, FAMILIES, MAX_DIFFICULTY
 
 T = TypeVar("T")
 
@@ -164,6 +164,13 @@ def _check_difficulty(key: str, value: int | list[int]) -> None:
     _require(bounds[0] <= bounds[-1], key, value, "a range [lo, hi] needs lo <= hi.")
 
 
+def _check_families(families: list[str] | None) -> None:
+    for i, family in enumerate(families or []):
+        close = difflib.get_close_matches(family, FAMILIES, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        _require(family in FAMILIES, f"families[{i}]", family, f"{hint}known: {list(FAMILIES)}.")
+
+
 @dataclass
 class ModelConfig(Section):
     """The policy model, and whether it is trained fully or through LoRA adapters."""
@@ -219,12 +226,12 @@ class EnvConfig(Section):
     data_path: str | None = option(None, "Local file or folder of the dataset; null = the hub.")
     split: str | None = option(None, "Dataset split to train on; null = the dataset's default.")
     limit: int | None = option(None, "Keep only the first `limit` problems; null = all.", ge=1)
-    num_problems: int = option(512, "Number of procedural problems generated.", ge=1)
+    num_problems: int = option(64, "Number of procedural problems generated.", ge=1)
     difficulty: int | list[int] = option(
-        [1, 2], "Procedural difficulty: an int, or [lo, hi] for a range (1 = easiest)."
+        4, "Procedural difficulty: an int, or [lo, hi] for a range (1 = easiest)."
     )
     families: list[str] | None = option(
-        ["arithmetic"], "Procedural problem families to draw from; null = all of them."
+        ["running"], "Procedural problem families to draw from; null = all of them."
     )
     procedural_seed: int = option(0, "Seed of the procedural problem generator.")
     hint_unit: str = option("steps", "Unit hints are cut from the solution in.", choices=UNITS)
@@ -246,12 +253,7 @@ class EnvConfig(Section):
 
     def check(self) -> None:
         _check_difficulty("difficulty", self.difficulty)
-        for i, family in enumerate(self.families or []):
-            close = difflib.get_close_matches(family, FAMILIES, n=1)
-            hint = f"did you mean {close[0]!r}? " if close else ""
-            _require(
-                family in FAMILIES, f"families[{i}]", family, f"{hint}known: {list(FAMILIES)}."
-            )
+        _check_families(self.families)
         _require(
             self.template in (*TEMPLATES, "chat") or "{question}" in self.template,
             "template",
@@ -262,7 +264,7 @@ class EnvConfig(Section):
 
 @dataclass
 class EvalConfig(Section):
-    """Held-out evaluation: no hints, greedy decoding."""
+    """Held-out evaluation: no hints; greedy decoding, and sampling at the training temperature."""
 
     dataset: str | None = option(
         None,
@@ -278,6 +280,17 @@ class EvalConfig(Section):
     )
     max_new_tokens: int | None = option(
         None, "Most tokens per evaluation answer; null = generation.max_new_tokens.", ge=1
+    )
+    samples: int = option(
+        4,
+        "Completions per problem sampled at generation.temperature for eval/accuracy_sampled "
+        "(what RL optimises); 0 = greedy only.",
+        ge=0,
+    )
+    hint_curve: bool = option(
+        True,
+        "Before and after training, also measure greedy accuracy with 0, 1, ..., L steps of "
+        "the solution given as a hint (L: the most steps of a held-out problem).",
     )
 
 
@@ -305,7 +318,7 @@ class CurriculumConfig(Section):
 
     name: str = option("seele", "Hint curriculum (see docs/curricula.md).", choices=CURRICULA)
     num_rounds: int = option(4, "Sampling rounds per problem per step (SEELE's m).", ge=1)
-    group_size: int = option(8, "Responses sampled per problem per round (SEELE's n).", ge=1)
+    group_size: int = option(4, "Responses sampled per problem per round (SEELE's n).", ge=1)
     options: dict[str, Any] = option(
         {},
         "Keyword arguments of the curriculum, e.g. {target_accuracy: 0.5} for seele or "
@@ -418,13 +431,20 @@ class AlgoConfig(Section):
 
 @dataclass
 class OptimConfig(Section):
-    """The AdamW optimiser and the learning-rate schedule of the RL phase."""
+    """The optimiser (AdamW or plain SGD) and the learning-rate schedule of the RL phase."""
 
-    lr: float = option(2e-5, "Peak learning rate.", gt=0)
-    weight_decay: float = option(0.0, "AdamW's decoupled weight decay.", ge=0)
+    name: str = option(
+        "sgd",
+        "Optimiser: adamw (moves every weight by about lr per step, whatever the gradient's "
+        "size) or sgd (steps proportional to the gradient; see docs/training.md).",
+        choices=("adamw", "sgd"),
+    )
+    lr: float = option(0.03, "Peak learning rate.", gt=0)
+    weight_decay: float = option(0.0, "Weight decay (AdamW's decoupled; SGD's L2).", ge=0)
     betas: list[float] = option([0.9, 0.999], "AdamW's moment decay rates [beta1, beta2].")
+    momentum: float = option(0.0, "SGD's momentum; 0 = plain gradient steps.", ge=0, lt=1)
     scheduler: str = option(
-        "constant",
+        "cosine",
         "Learning-rate schedule after warm-up: constant, or a linear or cosine decay to 0.",
         choices=("constant", "linear", "cosine"),
     )
@@ -447,17 +467,37 @@ class SFTConfig(Section):
     """Optional supervised warm-up on procedural solutions before RL (it teaches a tiny model the
     answer format)."""
 
-    steps: int = option(300, "Supervised warm-up steps before RL; 0 = none.", ge=0)
+    steps: int = option(
+        1500,
+        "Most supervised warm-up steps before RL (fewer once the skill check passes); 0 = none.",
+        ge=0,
+    )
+    target_step_accuracy: float = option(
+        0.9,
+        "Stop the warm-up once greedy per-step accuracy (seele_env.procedural.check_steps) on "
+        "check problems like the training ones reaches this; 0 = no check, run every step. Needs "
+        "chain families (running, arithmetic).",
+        ge=0,
+        le=1,
+    )
+    check_every: int = option(100, "Warm-up steps between two skill checks.", ge=1)
+    check_problems: int = option(
+        64, "Problems of the skill check: env.families at env.difficulty, their own seed.", ge=1
+    )
     batch_size: int = option(32, "Problems per supervised step.", ge=1)
-    lr: float = option(1e-3, "Learning rate of the warm-up.", gt=0)
+    lr: float = option(3e-3, "Learning rate of the warm-up.", gt=0)
     num_problems: int = option(4000, "Procedural problems generated for the warm-up.", ge=1)
     difficulty: int | list[int] = option(
-        1, "Procedural difficulty of the warm-up: an int, or [lo, hi] for a range."
+        [1, 4], "Procedural difficulty of the warm-up: an int, or [lo, hi] for a range."
+    )
+    families: list[str] | None = option(
+        None, "Procedural families of the warm-up; null = env.families (all when that is null)."
     )
     procedural_seed: int = option(2, "Seed of the warm-up's procedural problems.")
 
     def check(self) -> None:
         _check_difficulty("difficulty", self.difficulty)
+        _check_families(self.families)
 
 
 @dataclass
@@ -506,14 +546,21 @@ class TrainConfig(Section):
     sft: SFTConfig = field(default_factory=SFTConfig)
     log: LogConfig = field(default_factory=LogConfig)
     distributed: DistributedConfig = field(default_factory=DistributedConfig)
-    steps: int = option(30, "Training steps.", ge=0)
+    steps: int = option(60, "Training steps.", ge=0)
     problems_per_step: int = option(
-        16,
+        4,
         "Distinct problems sampled per training step, over all processes (a multiple of their "
         "number).",
         ge=1,
     )
     seed: int = option(0, "Seed of every random number generator (python, numpy, torch).", ge=0)
+    threads: int = option(
+        0,
+        "CPU threads torch computes with; 0 = auto: 1 for the embedded tiny model (its small "
+        "operations gain little from a second thread and stall when another process shares "
+        "the cores), torch's default otherwise.",
+        ge=0,
+    )
     output_dir: str = option("runs/seele", "Folder for the config, metrics, plots, checkpoints.")
     checkpoint_every: int = option(
         10, "Save a checkpoint every this many steps; 0 = only at the end.", ge=0
@@ -522,6 +569,16 @@ class TrainConfig(Section):
 
     def check(self) -> None:
         _require(bool(self.output_dir.strip()), "output_dir", self.output_dir, "give a folder.")
+        if self.sft.steps and self.sft.target_step_accuracy > 0:
+            families = self.env.families or list(FAMILIES)
+            _require(
+                self.env.dataset == "procedural" and set(families) <= set(CHAIN_FAMILIES),
+                "sft.target_step_accuracy",
+                self.sft.target_step_accuracy,
+                f"the skill check grades chain problems only ({', '.join(CHAIN_FAMILIES)}); "
+                f"env.dataset={self.env.dataset!r}, env.families={self.env.families!r} has "
+                "others: set sft.target_step_accuracy=0 to warm up for sft.steps steps.",
+            )
 
 
 # --- conversion ----------------------------------------------------------------------------------

@@ -259,7 +259,8 @@ def evaluate(
     Pinned rates are not recorded by a curriculum, so evaluating never moves one.
 
     Returns:
-        ``accuracy`` (fraction correct), ``correct`` (per problem, in order) and
+        ``accuracy`` (fraction correct), ``correct`` (per problem, in order),
+        ``completions`` (the generated texts, after any hint, in order) and
         ``completion_tokens_mean``.
     """
     options = [{"problem_id": pid, "hint_rate": hint_rate} for pid in problem_ids]
@@ -272,6 +273,7 @@ def evaluate(
     return {
         "accuracy": float(np.mean(correct)) if correct else float("nan"),
         "correct": correct,
+        "completions": [sample.text for sample in samples],
         "completion_tokens_mean": float(np.mean([len(s.completion_ids) for s in samples])),
     }
 

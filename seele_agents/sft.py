@@ -175,7 +175,7 @@ def sft_warmup(
     lr: float,
     seed: int = 0,
     device: str | torch.device | None = None,
-    on_step: Callable[[int, float], None] | None = None,
+    on_step: Callable[[int, float], bool | None] | None = None,
 ) -> dict[str, float]:
     """Train ``model`` in place by next-token cross-entropy on the responses of ``examples``.
 
@@ -197,11 +197,13 @@ def sft_warmup(
         lr: Peak learning rate (> 0).
         seed: Seed of the batch order.
         device: Where to run; the model's device when ``None`` (the model is moved there).
-        on_step: Called after every step as ``on_step(step, loss)``, step counting from 1.
+        on_step: Called after every step as ``on_step(step, loss)``, step counting from 1; when
+            it returns ``True`` the warm-up stops there (e.g. once a skill check passes).
 
     Returns:
         Metrics: ``sft/loss_first`` and ``sft/loss_last`` (the loss of the first and last
-        batch), ``sft/steps``, ``sft/tokens`` (labelled tokens trained on, summed over steps)
+        batch), ``sft/steps`` (taken, fewer than ``steps`` when ``on_step`` stopped early),
+        ``sft/tokens`` (labelled tokens trained on, summed over steps)
         and ``sft/seconds`` (wall time).
 
     Raises:
@@ -235,13 +237,13 @@ def sft_warmup(
         schedule.step()
         losses.append(loss.item())
         n_trained += n_tokens
-        if on_step is not None:
-            on_step(step, losses[-1])
+        if on_step is not None and on_step(step, losses[-1]):
+            break
     model.eval()
     return {
         "sft/loss_first": losses[0],
         "sft/loss_last": losses[-1],
-        "sft/steps": float(steps),
+        "sft/steps": float(len(losses)),
         "sft/tokens": float(n_trained),
         "sft/seconds": time.perf_counter() - start,
     }

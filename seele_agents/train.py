@@ -56,7 +56,7 @@ from seele_agents.distributed import (
     shard_model,
     teardown,
 )
-from seele_agents.generation import SamplingParams, TransformersGenerator
+from seele_agents.generation import GenerationRequest, SamplingParams, TransformersGenerator
 from seele_agents.grpo import GRPOLearner
 from seele_agents.learner import PolicyLearner
 from seele_agents.models import (
@@ -71,7 +71,7 @@ from seele_agents.rollout import collect_rollouts, evaluate
 from seele_agents.tracking import MetricsLogger, read_metrics
 from seele_env.curricula import Curriculum, make_curriculum
 from seele_env.env import MathHintEnv
-from seele_env.procedural import generate_problems
+from seele_env.procedural import check_steps, generate_problems
 
 SFT_FOLDER = "sft_model"
 
@@ -102,6 +102,20 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+def set_threads(config: TrainConfig) -> int:
+    """Set torch's CPU thread count from ``config.threads`` (0 = auto); returns the count.
+
+    Auto means one thread for the embedded tiny model: alone on 2 cores a second thread barely
+    speeds its small matrix products, and when another process shares the cores every
+    operation waits for the descheduled thread (a warm-up measured 14x slower with two threads
+    than with one on a busy machine; docs/training.md).
+    """
+    threads = config.threads or (1 if config.model.name == "tiny" else 0)
+    if threads:
+        torch.set_num_threads(threads)
+    return torch.get_num_threads()
 
 
 def train(
@@ -135,6 +149,7 @@ def train(
                 "continue it, --overwrite to start again there, or --output-dir for a new folder."
             )
         barrier(world)  # every rank has looked before rank 0 writes anything
+        set_threads(config)
         seed_everything(config.seed)
         if world.is_main:
             out.mkdir(parents=True, exist_ok=True)
@@ -262,9 +277,7 @@ def build(
     if value_head is not None:  # a new layer: its own (higher) learning rate
         groups.append({"params": list(value_head.parameters()), "lr": ac.value_lr or oc.lr})
         broadcast_module(value_head, world)
-    optimizer = torch.optim.AdamW(
-        groups, lr=oc.lr, betas=tuple(oc.betas), weight_decay=oc.weight_decay
-    )
+    optimizer = make_optimizer(groups, oc)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: lr_factor(s, oc.scheduler, oc.warmup_steps, config.steps)
     )
@@ -278,6 +291,13 @@ def build(
     )
     return Run(config, model, tokenizer, env, eval_env, eval_ids, generator, learner,
                optimizer, scheduler, world)  # fmt: skip
+
+
+def make_optimizer(groups: list[dict[str, Any]], oc: Any) -> torch.optim.Optimizer:
+    """The optimiser ``optim.name`` names over parameter ``groups``, with the config's options."""
+    if oc.name == "sgd":
+        return torch.optim.SGD(groups, lr=oc.lr, momentum=oc.momentum, weight_decay=oc.weight_decay)
+    return torch.optim.AdamW(groups, lr=oc.lr, betas=tuple(oc.betas), weight_decay=oc.weight_decay)
 
 
 def make_learner(
@@ -323,9 +343,7 @@ def loop(run: Run, start_step: int, state: dict[str, Any], echo: Any = print) ->
         )  # fmt: skip
     summary: dict[str, Any] = dict(state.get("summary", {}))
     if "accuracy_before" not in summary:
-        summary["accuracy_before"] = _evaluate(run)
-        logger.log(0, {"eval/accuracy": summary["accuracy_before"]})
-        echo(f"held-out accuracy before RL (no hint, greedy): {summary['accuracy_before']:.3f}")
+        summary.update(_evaluate_summary(run, "before", logger, 0, echo))
     progress = _progress(lc.progress and world.is_main, start_step, config.steps)
     step = start_step
     try:
@@ -345,7 +363,7 @@ def loop(run: Run, start_step: int, state: dict[str, Any], echo: Any = print) ->
             )
             every = config.eval.every_steps
             if every and step % every == 0 and step < config.steps:  # the last: after the loop
-                metrics["eval/accuracy"] = _evaluate(run)
+                metrics.update(_evaluate(run))
             logger.log(step, metrics)
             _advance(progress, metrics, echo, step)
             if config.checkpoint_every and step % config.checkpoint_every == 0:
@@ -363,15 +381,17 @@ def loop(run: Run, start_step: int, state: dict[str, Any], echo: Any = print) ->
     finally:
         if progress is not None:
             progress.close()
-    summary["accuracy_after"] = _evaluate(run)
-    logger.log(config.steps, {"eval/accuracy": summary["accuracy_after"]})
+    summary.update(_evaluate_summary(run, "after", logger, config.steps, echo))
     logger.close()
     summary["steps"] = config.steps
-    summary["checkpoint"] = str(_save(run, config.steps, summary))
-    echo(
-        f"held-out accuracy (no hint, greedy) on {len(run.eval_ids)} problems: "
-        f"{summary['accuracy_before']:.3f} before RL -> {summary['accuracy_after']:.3f} after"
+    summary["rollouts"] = (
+        config.steps
+        * config.problems_per_step
+        * config.curriculum.num_rounds
+        * (config.curriculum.group_size)
     )
+    summary["checkpoint"] = str(_save(run, config.steps, summary))
+    echo(_before_after(summary, len(run.eval_ids), run.config))
     if lc.plot and world.is_main:
         from seele_agents.plots import plot_training
 
@@ -380,6 +400,49 @@ def loop(run: Run, start_step: int, state: dict[str, Any], echo: Any = print) ->
         )
         echo(f"plot: {summary['plot']}")
     return summary
+
+
+def _evaluate_summary(run: Run, when: str, logger: Any, step: int, echo: Any) -> dict[str, Any]:
+    """Evaluate before or after RL: log, print, and return the summary's ``*_{when}`` entries."""
+    metrics = _evaluate(run)
+    logger.log(step, metrics)
+    summary = {f"{key.removeprefix('eval/')}_{when}": value for key, value in metrics.items()}
+    shown = [f"greedy {metrics['eval/accuracy']:.3f}"]
+    if "eval/accuracy_sampled" in metrics:
+        shown.append(
+            f"sampled {metrics['eval/accuracy_sampled']:.3f} "
+            f"(T={run.config.generation.temperature:g}, {run.config.eval.samples} per problem)"
+        )
+    if "eval/step_accuracy" in metrics:
+        shown.append(f"per step {metrics['eval/step_accuracy']:.3f}")
+    echo(f"held-out accuracy {when} RL (no hint): " + ", ".join(shown))
+    if run.config.eval.hint_curve:
+        curve = _hint_curve(run)
+        summary[f"hint_curve_{when}"] = curve
+        echo(
+            "  with k of the solution's steps given (greedy): "
+            + "  ".join(f"{k}: {v:.2f}" for k, v in curve.items())
+        )
+    return summary
+
+
+def _before_after(summary: dict[str, Any], n_problems: int, config: TrainConfig) -> str:
+    """The closing lines: held-out accuracy before -> after RL, and the rollouts it took."""
+    lines = [
+        f"held-out accuracy on {n_problems} problems, no hint: greedy "
+        f"{summary['accuracy_before']:.3f} before RL -> {summary['accuracy_after']:.3f} after"
+    ]
+    if "accuracy_sampled_after" in summary and "accuracy_sampled_before" in summary:
+        lines[0] += (
+            f"; sampled {summary['accuracy_sampled_before']:.3f} -> "
+            f"{summary['accuracy_sampled_after']:.3f}"
+        )
+    lines.append(
+        f"  RL: {summary['steps']} steps, {summary['rollouts']} rollouts "
+        f"({config.problems_per_step} problems x {config.curriculum.num_rounds} rounds x "
+        f"{config.curriculum.group_size} per step)"
+    )
+    return "\n".join(lines)
 
 
 def lr_factor(step: int, kind: str, warmup_steps: int, total_steps: int) -> float:
@@ -481,16 +544,95 @@ def warm_up(
         return
     sc = config.sft
     difficulty = tuple(sc.difficulty) if isinstance(sc.difficulty, list) else sc.difficulty
-    problems = generate_problems(sc.num_problems, seed=sc.procedural_seed, difficulty=difficulty)
-    echo(f"supervised warm-up: {sc.steps} steps on {len(problems)} procedural problems")
-    metrics = sft_warmup(
-        model, tokenizer, sft_examples(problems, template=config.env.template),
-        steps=sc.steps, batch_size=sc.batch_size, lr=sc.lr, seed=config.seed,
+    families = sc.families or config.env.families
+    problems = generate_problems(
+        sc.num_problems, seed=sc.procedural_seed, difficulty=difficulty,
+        **({"families": tuple(families)} if families else {}),
     )  # fmt: skip
+    check = _skill_check(config, model, tokenizer) if sc.target_step_accuracy > 0 else None
+    echo(
+        f"supervised warm-up: at most {sc.steps} steps on {len(problems)} procedural problems"
+        + (
+            f", until greedy per-step accuracy on {sc.check_problems} check problems reaches "
+            f"{sc.target_step_accuracy:g} (checked every {sc.check_every} steps)"
+            if check
+            else ""
+        )
+    )
+    bar = _progress(config.log.progress and world.is_main, 0, sc.steps, "warm-up")
+    checked: list[tuple[int, float]] = []
+
+    def advance(step: int, loss: float) -> bool:
+        if bar is not None:
+            bar.set_postfix({"loss": f"{loss:.3f}"}, refresh=False)
+            bar.update(1)
+        if check is None or step % sc.check_every or step == sc.steps:
+            return False
+        checked.append((step, check()))
+        if bar is None:
+            echo(f"  step {step}: loss {loss:.3f}, per-step accuracy {checked[-1][1]:.3f}")
+        else:
+            bar.set_postfix({"loss": f"{loss:.3f}", "step acc": f"{checked[-1][1]:.3f}"})
+        return checked[-1][1] >= sc.target_step_accuracy
+
+    try:
+        metrics = sft_warmup(
+            model, tokenizer, sft_examples(problems, template=config.env.template),
+            steps=sc.steps, batch_size=sc.batch_size, lr=sc.lr, seed=config.seed, on_step=advance,
+        )  # fmt: skip
+    finally:
+        if bar is not None:
+            bar.close()
     echo("  " + ", ".join(f"{k} {v:.3g}" for k, v in metrics.items()))
+    if checked:
+        step, accuracy = checked[-1]
+        reached = accuracy >= sc.target_step_accuracy
+        echo(
+            f"  skill check: per-step accuracy {accuracy:.3f} at step {step}, "
+            + ("target reached" if reached else f"target {sc.target_step_accuracy:g} not reached")
+            + f" ({', '.join(f'{a:.2f}' for _, a in checked)} every {sc.check_every} steps)"
+        )
     if world.is_main:
         _save_weights(model, folder)
     barrier(world)
+
+
+def _skill_check(config: TrainConfig, model: Any, tokenizer: Any) -> Any:
+    """A function measuring the warm-up's skill: mean greedy per-step accuracy
+    (:func:`~seele_env.procedural.check_steps`) on ``sft.check_problems`` chain problems drawn
+    like the training ones (``env.families`` at ``env.difficulty``) from their own seed, never
+    the held-out evaluation problems. Every rank computes the same (same weights, greedy)."""
+    from seele_env.hints import render_prompt
+
+    sc, ec = config.sft, config.env
+    difficulty = tuple(ec.difficulty) if isinstance(ec.difficulty, list) else ec.difficulty
+    problems = generate_problems(
+        sc.check_problems, seed=sc.procedural_seed + 1_000, difficulty=difficulty,
+        **({"families": tuple(ec.families)} if ec.families else {}),
+    )  # fmt: skip
+    requests = [
+        GenerationRequest(
+            render_prompt(p.question, "", template=ec.template, tokenizer=tokenizer)[0]
+        )
+        for p in problems
+    ]
+    params = SamplingParams(max_new_tokens=config.generation.max_new_tokens, temperature=0)
+    generator = TransformersGenerator(
+        model, tokenizer, params, batch_size=config.generation.batch_size
+    )
+
+    def check() -> float:
+        model.eval()
+        try:
+            samples = generator.generate(requests, params)
+        finally:
+            model.train()
+        verdicts = [
+            v for p, s in zip(problems, samples, strict=True) for v in check_steps(p, s.text)
+        ]
+        return sum(verdicts) / len(verdicts)
+
+    return check
 
 
 def _save_weights(model: Any, folder: Path) -> None:
@@ -520,18 +662,67 @@ class _NoLogger:
         pass
 
 
-def _evaluate(run: Run) -> float:
-    """Held-out accuracy; with several processes each evaluates every W-th problem."""
+def _evaluate(run: Run) -> dict[str, float]:
+    """Held-out accuracy with no hint: greedy, sampled at the training temperature (avg@k over
+    ``eval.samples`` completions per problem) and, on chain problems, per step.
+
+    With several processes each evaluates every W-th problem and the counts are summed.
+    """
+    ec, gc, world = run.config.eval, run.config.generation, run.world
+    max_new_tokens = ec.max_new_tokens or gc.max_new_tokens
+    greedy = SamplingParams(max_new_tokens=max_new_tokens, temperature=0)
+    ids = run.eval_ids[world.rank :: world.size]
+    problems = run.eval_env.unwrapped.problems
+    counts = torch.zeros(6, dtype=torch.float64)  # greedy right, n, steps right, steps, sampled
+    result = _evaluate_call(run, ids, greedy)  # right, sampled n
+    counts[0], counts[1] = sum(result["correct"]), len(ids)
+    for pid, text in zip(ids, result["completions"], strict=True):
+        steps = _step_verdicts(problems.get(pid), text)
+        counts[2], counts[3] = counts[2] + sum(steps), counts[3] + len(steps)
+    if ec.samples and gc.temperature > 0:
+        sampled = SamplingParams(max_new_tokens, gc.temperature, gc.top_p, gc.top_k)
+        result = _evaluate_call(run, [pid for pid in ids for _ in range(ec.samples)], sampled)
+        counts[4], counts[5] = sum(result["correct"]), len(result["correct"])
+    counts = all_reduce_sum(counts, world)
+    metrics = {"eval/accuracy": float(counts[0] / counts[1]) if counts[1] else float("nan")}
+    if counts[3]:
+        metrics["eval/step_accuracy"] = float(counts[2] / counts[3])
+    if counts[5]:
+        metrics["eval/accuracy_sampled"] = float(counts[4] / counts[5])
+    return metrics
+
+
+def _hint_curve(run: Run) -> dict[str, float]:
+    """Greedy held-out accuracy with 0, 1, ..., L solution steps given as a hint (rate k/L; L the
+    most steps of a held-out problem, or quarters when L > 8): how far the model is from
+    solving the problems alone."""
     ec, gc, world = run.config.eval, run.config.generation, run.world
     params = SamplingParams(max_new_tokens=ec.max_new_tokens or gc.max_new_tokens, temperature=0)
+    env = run.eval_env.unwrapped
+    n_units = max(env.reset(options={"problem_id": p})[1]["n_units"] for p in run.eval_ids)
+    points = n_units if n_units <= 8 else 4
     ids = run.eval_ids[world.rank :: world.size]
+    curve = {}
+    for k in range(points + 1):
+        correct = _evaluate_call(run, ids, params, hint_rate=k / points)["correct"]
+        counts = all_reduce_sum(torch.tensor([sum(correct), len(ids)], dtype=torch.float64), world)
+        curve[f"{k}/{points}"] = float(counts[0] / counts[1]) if counts[1] else float("nan")
+    return curve
+
+
+def _evaluate_call(
+    run: Run, ids: list[str], params: SamplingParams, hint_rate: float = 0.0
+) -> dict[str, Any]:
     if ids:
-        correct = sum(evaluate(run.eval_env, run.generator, ids, params)["correct"])
-    else:  # nothing to evaluate here, but a sharded model's generate is a collective
-        run.generator.generate([], params)
-        correct = 0
-    counts = all_reduce_sum(torch.tensor([correct, len(ids)], dtype=torch.float64), world)
-    return float(counts[0] / counts[1]) if counts[1] else float("nan")
+        return evaluate(run.eval_env, run.generator, ids, params, hint_rate=hint_rate)
+    run.generator.generate([], params)  # nothing to do here, but a sharded generate is collective
+    return {"correct": [], "completions": []}
+
+
+def _step_verdicts(problem: Any, completion: str) -> list[bool]:
+    """Per-step verdicts on chain problems (:func:`~seele_env.procedural.check_steps`), else []."""
+    metadata = problem.metadata or {}
+    return check_steps(problem, completion) if "operations" in metadata else []
 
 
 def _save(run: Run, step: int, summary: dict[str, Any], *, gather: bool = True) -> Path:
@@ -629,12 +820,12 @@ def _save_checkpoint(
     )  # fmt: skip
 
 
-def _progress(enabled: bool, start: int, total: int) -> Any:
+def _progress(enabled: bool, start: int, total: int, desc: str = "train") -> Any:
     if not enabled:
         return None
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, initial=start, desc="train", unit="step", dynamic_ncols=True)
+    return tqdm(total=total, initial=start, desc=desc, unit="step", dynamic_ncols=True)
 
 
 def _advance(progress: Any, metrics: dict[str, float], echo: Any, step: int) -> None:

@@ -113,6 +113,45 @@ def test_outputs_of_a_run(tmp_path):
     assert model.config.model_type == "llama"
 
 
+def test_evaluation_reports_greedy_sampled_per_step_and_hint_curve(tmp_path):
+    lines = []
+    summary = train(
+        small_config(tmp_path, "run", "steps=1", "env.difficulty=2", "eval.samples=2"),
+        echo=lines.append,
+    )
+    for when in ("before", "after"):
+        for key in ("accuracy", "accuracy_sampled", "step_accuracy"):
+            assert 0.0 <= summary[f"{key}_{when}"] <= 1.0, key
+        # Three steps per problem at difficulty 2: accuracy with 0..3 of them given; all three
+        # given means the answer is in the hint, which the verifier scores right.
+        curve = summary[f"hint_curve_{when}"]
+        assert list(curve) == ["0/3", "1/3", "2/3", "3/3"]
+        assert curve["3/3"] == 1.0
+        assert curve["0/3"] == summary[f"accuracy_{when}"]  # the same greedy evaluation
+    first = records(tmp_path / "run")[0]
+    assert {"eval/accuracy", "eval/accuracy_sampled", "eval/step_accuracy"} <= set(first)
+    assert summary["rollouts"] == 1 * 2 * 2 * 2  # steps x problems x rounds x group size
+    text = "\n".join(lines)
+    assert "sampled" in text and "with k of the solution's steps given" in text
+    assert "8 rollouts" in text
+
+
+def test_optimiser_threads_and_warm_up_families_follow_the_config(tmp_path):
+    from seele_agents.train import set_threads
+
+    run = build(small_config(tmp_path, "sgd", "optim.name=sgd", "optim.momentum=0.5"))
+    assert isinstance(run.optimizer, torch.optim.SGD)
+    assert run.optimizer.param_groups[0]["momentum"] == 0.5
+    run = build(small_config(tmp_path, "adamw"))
+    assert isinstance(run.optimizer, torch.optim.AdamW)
+    before = torch.get_num_threads()
+    try:
+        assert set_threads(load_config(None, ["threads=2"])) == 2
+        assert set_threads(load_config(None, [])) == 1  # auto: one thread for the tiny model
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_refuses_to_mix_runs(tmp_path):
     config = small_config(tmp_path, "run", "steps=1")
     train(config, echo=lambda *_: None)
