@@ -38,12 +38,14 @@ import random
 import re
 import shutil
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import safetensors.torch
-import torch
+
+if TYPE_CHECKING:  # torch is imported where it is used: finding checkpoints needs none
+    import torch
 
 CHECKPOINTS = "checkpoints"
 """Sub-folder of ``output_dir`` holding the checkpoints."""
@@ -56,6 +58,10 @@ _NAME = re.compile(r"step-(\d{8,})")
 
 class CheckpointError(RuntimeError):
     """A checkpoint is missing, incomplete, or does not fit the model it is loaded into."""
+
+
+class RunExistsError(RuntimeError):
+    """The output folder already holds a run and neither resume nor overwrite was asked for."""
 
 
 def checkpoint_path(output_dir: str | os.PathLike[str], step: int) -> Path:
@@ -71,6 +77,8 @@ def capture_rng_state() -> dict[str, Any]:
 
     Numpy's state is stored as tensors and plain values, so it loads with ``weights_only=True``.
     """
+    import torch
+
     name, keys, pos, has_gauss, cached = np.random.get_state(legacy=True)  # type: ignore[misc]
     state: dict[str, Any] = {
         "python": random.getstate(),
@@ -84,6 +92,8 @@ def capture_rng_state() -> dict[str, Any]:
 
 def restore_rng_state(state: dict[str, Any]) -> None:
     """Put back the generators captured by :func:`capture_rng_state`."""
+    import torch
+
     random.setstate(state["python"])
     name, keys, pos, has_gauss, cached = state["numpy"]
     np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
@@ -132,6 +142,8 @@ def save_checkpoint(
     Raises:
         TypeError: ``state`` is not JSON-serialisable (checked before anything is written).
     """
+    import torch
+
     if not isinstance(step, int) or isinstance(step, bool) or step < 0:
         raise ValueError(f"step={step!r} must be an int >= 0.")
     state_text = json.dumps({"format": FORMAT, "step": step, "state": state or {}}, indent=1)
@@ -228,34 +240,144 @@ def prune_checkpoints(output_dir: str | os.PathLike[str], keep: int) -> list[Pat
     return doomed
 
 
+FILES = ("optimizer.pt", "scheduler.pt", "rng.pt", "extra.pt")
+"""The files besides ``state.json`` and ``model/`` that a training run's checkpoint holds."""
+
+_FIX = (
+    " The checkpoint is damaged (a full disk, a copy cut short?): resume from an earlier one, "
+    "or with --resume latest, which skips damaged checkpoints."
+)
+
+
+def checkpoint_problem(
+    path: str | os.PathLike[str], require: tuple[str, ...] = ("rng.pt", "extra.pt")
+) -> str | None:
+    """What makes the checkpoint at ``path`` unloadable (a missing, truncated or garbled file), or
+    ``None`` when every file reads.
+
+    Reads ``state.json``, the safetensors headers (each must cover its file) and each ``.pt``
+    file's archive and pickle (memory-mapped: tensor data is not read, so a flipped bit inside a
+    tensor goes unnoticed; there are no checksums). ``require``: the ``.pt`` files that must be
+    there (:data:`FILES` for a training run's checkpoint); others are checked when present.
+    """
+    path = Path(path)
+    if not path.is_dir():
+        return "is not a folder"
+    problem = _state_problem(path / "state.json")
+    if problem is not None:
+        return f"state.json {problem}"
+    files = sorted((path / "model").glob("*.safetensors"))
+    if not files:
+        return "model/model.safetensors is missing (model/ holds no .safetensors file)"
+    from safetensors import safe_open
+
+    for file in files:
+        try:
+            with safe_open(file, framework="numpy"):  # parses the header, checks the size
+                pass
+        except Exception as error:  # any failure: unreadable
+            return f"model/{file.name} cannot be read ({_brief(error)})"
+    for name in FILES:
+        file = path / name
+        if not file.is_file():
+            if name in require:
+                return f"{name} is missing"
+            continue
+        import torch
+
+        try:
+            torch.load(file, map_location="cpu", weights_only=True, mmap=True)
+        except Exception as error:
+            return f"{name} cannot be read ({_brief(error)})"
+    return None
+
+
+def is_intact(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` holds a checkpoint whose every file reads (:func:`checkpoint_problem`)."""
+    return Path(path).is_dir() and checkpoint_problem(path) is None
+
+
+def _state_problem(file: Path) -> str | None:
+    if not file.is_file():
+        return "is missing"
+    try:
+        meta = json.loads(file.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as error:
+        return f"is not valid JSON ({_brief(error)})"
+    if not isinstance(meta, dict) or not isinstance(meta.get("step"), int):
+        return "has no step number"
+    if not isinstance(meta.get("state"), dict):
+        return "has no state"
+    return None
+
+
+def _brief(error: BaseException) -> str:
+    text = " ".join(str(error).split())
+    return f"{type(error).__name__}: {text[:120]}{'...' if len(text) > 120 else ''}"
+
+
 def resolve_resume(
-    value: str | os.PathLike[str] | None, output_dir: str | os.PathLike[str]
+    value: str | os.PathLike[str] | None,
+    output_dir: str | os.PathLike[str],
+    *,
+    require: tuple[str, ...] = ("rng.pt", "extra.pt"),
+    echo: Callable[[str], Any] | None = None,
+    verify: bool = True,
 ) -> Path | None:
     """The checkpoint a ``resume`` setting means.
 
     Args:
-        value: ``None`` (start afresh), ``"auto"`` (the latest checkpoint in ``output_dir``, or
-            ``None`` if there is none), ``"latest"`` (the latest; an error if there is none) or
-            the path of a checkpoint folder.
+        value: ``None`` (start afresh), ``"auto"`` (the newest intact checkpoint in
+            ``output_dir``, or ``None`` if there is no checkpoint), ``"latest"`` (the same; an
+            error if there is none) or the path of a checkpoint folder.
         output_dir: The run's folder.
+        require: The ``.pt`` files a checkpoint must hold (see :func:`checkpoint_problem`).
+        echo: Told of each damaged checkpoint ``"latest"``/``"auto"`` skips, and why
+            (``warnings.warn`` when ``None``).
+        verify: Read every file (:func:`checkpoint_problem`); ``False`` only checks that
+            ``state.json`` and ``model/`` are there (no torch import: a quick early check).
 
     Raises:
-        CheckpointError: ``"latest"`` without a checkpoint, or a path that is not a checkpoint.
+        CheckpointError: ``"latest"`` without a checkpoint, every checkpoint damaged, or a named
+            path that is not an intact checkpoint (the message names the file and the fix).
     """
     if value is None:
         return None
-    if str(value) in ("auto", "latest"):
-        found = latest_checkpoint(output_dir)
-        if found is None and str(value) == "latest":
-            raise CheckpointError(
-                f"resume='latest' but {Path(output_dir) / CHECKPOINTS} holds no complete "
-                "checkpoint; use resume='auto' to start afresh when there is none, or give the "
-                "path of a checkpoint folder."
-            )
-        return found
-    path = Path(value)
-    _require_complete(path)
-    return path
+
+    def problem(path: Path) -> str | None:
+        if verify:
+            return checkpoint_problem(path, require)
+        return None if _is_complete(path) else "state.json or model/ is missing"
+
+    if str(value) not in ("auto", "latest"):
+        path = Path(value)
+        if not path.is_dir():
+            _require_complete(path)
+        found = problem(path)
+        if found is not None:
+            raise CheckpointError(f"{path}: {found}.{_FIX}")
+        return path
+    skipped = []
+    for path in reversed(_step_folders(output_dir)):
+        found = problem(path)
+        if found is None:
+            return path
+        skipped.append(f"{path.name} ({found})")
+        if verify:
+            message = f"resume: skipping the damaged checkpoint {path}: {found}"
+            echo(message) if echo is not None else warnings.warn(message, stacklevel=2)
+    if skipped:
+        raise CheckpointError(
+            f"resume={str(value)!r} found no intact checkpoint in {Path(output_dir) / CHECKPOINTS}"
+            f": {'; '.join(skipped)}. Start afresh with --overwrite (or another --output-dir)."
+        )
+    if str(value) == "latest":
+        raise CheckpointError(
+            f"resume='latest' but {Path(output_dir) / CHECKPOINTS} holds no checkpoint; use "
+            "resume='auto' to start afresh when there is none, or give the path of a "
+            "checkpoint folder."
+        )
+    return None
 
 
 def _require_complete(path: Path) -> None:
@@ -266,9 +388,17 @@ def _require_complete(path: Path) -> None:
         )
     if not _is_complete(path):
         raise CheckpointError(
-            f"{path} is not a complete checkpoint (it needs state.json and model/); it may be "
-            "a save that was interrupted. Use an earlier checkpoint, or 'latest'."
+            f"{path} is not a complete checkpoint (it needs state.json and model/).{_FIX}"
         )
+
+
+def _step_folders(output_dir: str | os.PathLike[str]) -> list[Path]:
+    """Every ``step-*`` folder of a run, complete or not, oldest first."""
+    root = Path(output_dir) / CHECKPOINTS
+    if not root.is_dir():
+        return []
+    found = [(int(m[1]), p) for p in root.iterdir() if (m := _NAME.fullmatch(p.name))]
+    return [path for _, path in sorted(found) if path.is_dir()]
 
 
 # --- loading --------------------------------------------------------------------------------------
@@ -307,6 +437,9 @@ def load_checkpoint(
     """
     path = Path(path)
     _require_complete(path)
+    problem = _state_problem(path / "state.json")
+    if problem is not None:
+        raise CheckpointError(f"{path / 'state.json'} {problem}{_FIX}")
     meta = json.loads((path / "state.json").read_text(encoding="utf-8"))
     if meta.get("format", FORMAT) > FORMAT:
         raise CheckpointError(
@@ -323,17 +456,32 @@ def load_checkpoint(
                     f"{path} has no {file.name}: it was saved without {name} state; "
                     f"load it with {name}=None."
                 )
+            loaded = _read_pt(file, weights_only=True)
             try:
-                obj.load_state_dict(torch.load(file, map_location="cpu", weights_only=True))
+                obj.load_state_dict(loaded)
             except (KeyError, ValueError, RuntimeError) as error:
                 raise CheckpointError(
                     f"{file} does not fit the {name} ({error}); build it as it was saved "
                     "(same parameters and parameter groups)."
                 ) from error
     if restore_rng:
-        restore_rng_state(torch.load(path / "rng.pt", weights_only=True))
-    extra = torch.load(path / "extra.pt", map_location="cpu", weights_only=weights_only)
+        restore_rng_state(_read_pt(path / "rng.pt", weights_only=True))
+    extra = _read_pt(path / "extra.pt", weights_only=weights_only)
     return meta["step"], meta["state"], extra
+
+
+def _read_pt(file: Path, *, weights_only: bool) -> Any:
+    """``torch.load(file)``; a missing or unreadable file is a :class:`CheckpointError`."""
+    import pickle
+
+    import torch
+
+    if not file.is_file():
+        raise CheckpointError(f"{file} is missing.{_FIX}")
+    try:
+        return torch.load(file, map_location="cpu", weights_only=weights_only)
+    except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError) as error:
+        raise CheckpointError(f"{file} cannot be read ({_brief(error)}).{_FIX}") from error
 
 
 def load_weights(path: str | os.PathLike[str], model: Any) -> None:
@@ -344,12 +492,18 @@ def load_weights(path: str | os.PathLike[str], model: Any) -> None:
 
 
 def _load_weights(model: Any, folder: Path, where: Path) -> None:
+    import safetensors.torch
+    import torch
+
     files = sorted(folder.glob("*.safetensors"))
     if not files:
         raise CheckpointError(f"{where}: model/ holds no .safetensors file.")
     tensors: dict[str, torch.Tensor] = {}
     for file in files:
-        tensors.update(safetensors.torch.load_file(file))
+        try:
+            tensors.update(safetensors.torch.load_file(file))
+        except Exception as error:  # SafetensorError and the like: the file is damaged
+            raise CheckpointError(f"{file} cannot be read ({_brief(error)}).{_FIX}") from error
     if hasattr(model, "peft_config"):  # peft saved the adapter only; base weights stay as built
         from peft import get_peft_model_state_dict, set_peft_model_state_dict
 

@@ -22,6 +22,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 BENCH_SUITES = ("curricula", "speed", "scaling", "parity", "-h", "--help")
 """What may follow ``seele bench``; anything else means the curricula suite."""
@@ -115,8 +116,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         suites = {"curricula": bench.run, "speed": speed.run, "scaling": scaling.run,
                   "parity": parity.run}  # fmt: skip
         return suites[args.suite](args)
+    from seele_agents.checkpoint import CheckpointError, RunExistsError
     from seele_agents.config import ConfigError, load_config
-    from seele_agents.train import RunExistsError, train
 
     overrides = list(args.overrides)
     for key, value in (("model.name", args.model), ("algo.name", args.algo),
@@ -125,13 +126,27 @@ def main(argv: Sequence[str] | None = None) -> int:
             overrides.append(f"{key}={json.dumps(value)}")  # quoted: a YAML string as given
     try:
         config = load_config(args.config, overrides)
+        _check_before_loading(config, args.resume)
+        from seele_agents.train import train  # torch takes seconds: imported after the checks
+
         train(config, resume=args.resume, overwrite=args.overwrite)
-    except (ConfigError, RunExistsError, FileNotFoundError) as error:
+    except (ConfigError, CheckpointError, RunExistsError, FileNotFoundError) as error:
         print(f"seele train: error: {error}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        return 130
+    except KeyboardInterrupt as stop:  # SIGINT: 130; SIGTERM: 143, as the shell reports them
+        return 128 + getattr(stop, "signum", 2)
     return 0
+
+
+def _check_before_loading(config: Any, resume: str | None) -> None:
+    """What can be checked without torch, in well under a second: the data sources and that
+    ``--resume`` names a checkpoint (every file of it is read once torch is imported)."""
+    from seele_agents.checkpoint import resolve_resume
+    from seele_agents.config import check_data_sources
+
+    check_data_sources(config)
+    if resume is not None:
+        resolve_resume(resume, config.output_dir, verify=False)
 
 
 if __name__ == "__main__":

@@ -271,7 +271,11 @@ class EvalConfig(Section):
         "Evaluation problems; null = the training source (procedural problems then use "
         "eval.procedural_seed and exclude every training question).",
     )
-    data_path: str | None = option(None, "Local file or folder of the evaluation dataset.")
+    data_path: str | None = option(
+        None,
+        "Local file or folder of the evaluation dataset; null = env.data_path when eval.dataset "
+        "is null or equals env.dataset, else the hub.",
+    )
     split: str | None = option("test", "Dataset split to evaluate on; null = its default.")
     num_problems: int = option(200, "Number of evaluation problems.", ge=1)
     procedural_seed: int = option(1, "Seed of the procedural evaluation problems.")
@@ -337,6 +341,27 @@ class CurriculumConfig(Section):
                     f"curriculum {self.name!r} takes no option {key!r}.{hint} Options: {known}.",
                     f"options.{key}",
                 )
+        _check_curriculum_values(self)
+
+
+def _check_curriculum_values(cc: CurriculumConfig) -> None:
+    """Build the curriculum on a stand-in env (no model, no data), so that a bad option value
+    (``target_accuracy: 1.5``) is found now, not after the model has loaded."""
+    from seele_env.curricula import make_curriculum
+    from seele_env.errors import SeeleError
+    from seele_env.simulate import SyntheticEnv
+
+    try:
+        make_curriculum(
+            cc.name, SyntheticEnv(), num_rounds=cc.num_rounds, group_size=cc.group_size,
+            **cc.options,
+        )  # fmt: skip
+    except (SeeleError, ValueError, TypeError) as error:
+        named = [key for key in cc.options if re.search(rf"\b{re.escape(key)}\b", str(error))]
+        key = f"options.{named[0]}" if named else "options"
+        raise ConfigError(f"{error} Fix curriculum.{key}.", key) from None
+
+
 
 
 @dataclass
@@ -579,6 +604,68 @@ class TrainConfig(Section):
                 f"env.dataset={self.env.dataset!r}, env.families={self.env.families!r} has "
                 "others: set sft.target_step_accuracy=0 to warm up for sft.steps steps.",
             )
+
+
+def eval_source(config: TrainConfig) -> tuple[str, str | None]:
+    """The evaluation's dataset and data path: ``eval.dataset`` (null = ``env.dataset``), and
+    ``eval.data_path``, or ``env.data_path`` when that is null and the dataset is the training
+    one (a local training file must not send the evaluation to the hub)."""
+    ec, env = config.eval, config.env
+    data_path = ec.data_path
+    if data_path is None and ec.dataset in (None, env.dataset):
+        data_path = env.data_path
+    return ec.dataset or env.dataset, data_path
+
+
+def check_data_sources(config: TrainConfig) -> None:
+    """Check, without loading anything, that the training and evaluation data can be found: a
+    known dataset name, and a ``data_path`` that exists and holds data (a hub copy is not
+    checked: that needs the network).
+
+    Raises:
+        ConfigError: Naming the key (``env.dataset``, ``eval.data_path``...) and the fix.
+    """
+    dataset, data_path = eval_source(config)
+    inherited = config.eval.data_path is None and data_path is not None
+    for section, name, path, path_key in (
+        ("env", config.env.dataset, config.env.data_path, "env.data_path"),
+        ("eval", dataset, data_path, "env.data_path" if inherited else "eval.data_path"),
+    ):
+        _check_dataset_name(name, f"{section}.dataset")
+        if name == "file" and path is None:
+            raise ConfigError(
+                "got 'file' but no data_path; set it to a JSONL/JSON/Parquet/CSV file.",
+                f"{section}.data_path",
+            )
+        if path is not None and name != "procedural":
+            _check_data_path(Path(path), path_key)
+
+
+def _check_dataset_name(name: str, key: str) -> None:
+    from seele_env.loaders.api import DATASETS
+
+    if name in ("procedural", "file", *DATASETS) or "/" in name or name.startswith("hf:"):
+        return
+    known = ["procedural", "file", *DATASETS]
+    close = difflib.get_close_matches(name, known, n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    raise ConfigError(
+        f"unknown dataset {name!r}.{hint} Known: {', '.join(known)}; or a hub id such as "
+        "'openai/gsm8k' (docs/datasets.md).",
+        key,
+    )
+
+
+def _check_data_path(path: Path, key: str) -> None:
+    if path.is_dir():
+        files = [f for f in path.iterdir() if f.is_file() and f.stat().st_size > 0]
+        _require(bool(files), key, str(path), "the folder holds no non-empty file; fix the path.")
+    elif not path.is_file():
+        _require(False, key, str(path), "no such file or folder; fix the path (or set null).")
+    else:
+        size = path.stat().st_size
+        empty = size == 0 or (size < 4096 and not path.read_bytes().strip())
+        _require(not empty, key, str(path), "the file is empty; fix the path.")
 
 
 # --- conversion ----------------------------------------------------------------------------------

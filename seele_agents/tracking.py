@@ -18,6 +18,7 @@ import importlib
 import json
 import math
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -42,8 +43,10 @@ class MetricsLogger:
         trackio: Also log to trackio (``pip install trackio``).
         project: Project name for W&B / trackio.
         config: The run's configuration, sent to W&B / trackio.
-        resume_step: When resuming, JSONL records after this step (from the interrupted run)
-            are dropped, so the file holds one record per step.
+        resume_step: When resuming, JSONL records after this step's training record (from
+            the interrupted run, or the final evaluation of a run being extended) are dropped,
+            so the file holds one record per step; a torn last line (a write cut short) too.
+        echo: Told of a torn line dropped (``warnings.warn`` when ``None``).
     """
 
     def __init__(
@@ -56,13 +59,13 @@ class MetricsLogger:
         project: str = "seele",
         config: dict[str, Any] | None = None,
         resume_step: int | None = None,
+        echo: Any = None,
     ) -> None:
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.path = self.folder / "metrics.jsonl"
         if resume_step is not None:
-            kept = [r for r in read_metrics(self.path) if r.get("step", 0) <= resume_step]
-            _write_lines(self.path, kept)
+            _write_lines(self.path, _up_to(read_metrics(self.path, echo=echo), resume_step))
         elif self.path.exists():
             self.path.unlink()
         self._file = self.path.open("a", encoding="utf-8")
@@ -102,13 +105,33 @@ class MetricsLogger:
         self.close()
 
 
-def read_metrics(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """The records of a ``metrics.jsonl`` file (empty if it does not exist)."""
+def read_metrics(path: str | os.PathLike[str], *, echo: Any = None) -> list[dict[str, Any]]:
+    """The records of a ``metrics.jsonl`` file (empty if it does not exist).
+
+    A last line that does not parse (a write cut short by a crash) is dropped and ``echo`` told
+    (``warnings.warn`` when ``None``); a bad line elsewhere is a ``ValueError`` naming it.
+    """
     path = Path(path)
     if not path.exists():
         return []
-    with path.open(encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
+    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    records = []
+    for number, line in enumerate(lines, 1):
+        try:
+            records.append(json.loads(line))
+        except ValueError as error:
+            if number < len(lines):
+                raise ValueError(f"{path}, line {number}, is not a JSON record: {error}") from None
+            message = f"{path}: dropped its torn last line ({line[:60]!r}), cut short by a crash"
+            echo(message) if echo is not None else warnings.warn(message, stacklevel=2)
+    return records
+
+
+def _up_to(records: list[dict[str, Any]], step: int) -> list[dict[str, Any]]:
+    """The records before ``step``, and the first at ``step`` (its training record)."""
+    kept = [r for r in records if r.get("step", 0) < step]
+    at_step = [r for r in records if r.get("step", 0) == step]
+    return kept + at_step[:1]
 
 
 def _write_lines(path: Path, records: list[dict[str, Any]]) -> None:

@@ -23,6 +23,8 @@ from __future__ import annotations
 import copy
 import math
 import random
+import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,15 +34,26 @@ import numpy as np
 import torch
 
 from seele_agents.checkpoint import (
+    FILES,
+    RunExistsError,
+    capture_rng_state,
     checkpoint_path,
+    is_intact,
     latest_checkpoint,
     load_checkpoint,
     load_weights,
     prune_checkpoints,
     resolve_resume,
+    restore_rng_state,
     save_checkpoint,
 )
-from seele_agents.config import TrainConfig, config_to_dict, save_config
+from seele_agents.config import (
+    TrainConfig,
+    check_data_sources,
+    config_to_dict,
+    eval_source,
+    save_config,
+)
 from seele_agents.distributed import (
     GatheredGenerator,
     World,
@@ -74,10 +87,6 @@ from seele_env.env import MathHintEnv
 from seele_env.procedural import check_steps, generate_problems
 
 SFT_FOLDER = "sft_model"
-
-
-class RunExistsError(RuntimeError):
-    """The output folder already holds a run and neither resume nor overwrite was asked for."""
 
 
 @dataclass
@@ -140,9 +149,10 @@ def train(
     world, started = setup(config.distributed.backend, str(resolve_device(config.model.device)))
     try:
         _check_world(config, world)
+        check_data_sources(config)
         echo = echo if world.is_main else _quiet
         out = Path(config.output_dir)
-        checkpoint = resolve_resume(resume, out) if resume else None
+        checkpoint = resolve_resume(resume, out, require=FILES, echo=echo) if resume else None
         if checkpoint is None and latest_checkpoint(out) is not None and not overwrite:
             raise RunExistsError(
                 f"{out} already holds checkpoints of an earlier run. Pass --resume latest to "
@@ -331,21 +341,70 @@ def make_learner(
 
 
 def loop(run: Run, start_step: int, state: dict[str, Any], echo: Any = print) -> dict[str, Any]:
-    """The training steps from ``start_step``, then the final evaluation and plot."""
+    """The training steps from ``start_step``, then the final evaluation and plot.
+
+    SIGINT (Ctrl-C) and SIGTERM (what cluster schedulers send) stop the run with the
+    checkpoint of the last finished step saved (:class:`_Boundary`), then raise
+    :class:`KeyboardInterrupt` (:class:`Terminated` for SIGTERM).
+    """
     config, out, world = run.config, Path(run.config.output_dir), run.world
+    summary: dict[str, Any] = dict(state.get("summary", {}))
+    if state and start_step >= config.steps and "accuracy_after" in summary:
+        echo(f"the run already finished at step {start_step}: nothing to do")
+        return {**summary, "checkpoint": str(checkpoint_path(out, start_step))}
     lc = config.log
     logger: Any = _NoLogger()
     if world.is_main:
         logger = MetricsLogger(
             out, tensorboard=lc.tensorboard, wandb=lc.wandb, trackio=lc.trackio,
             project=lc.project, config=config_to_dict(config),
-            resume_step=start_step if state else None,
+            resume_step=start_step if state else None, echo=echo,
         )  # fmt: skip
-    summary: dict[str, Any] = dict(state.get("summary", {}))
-    if "accuracy_before" not in summary:
-        summary.update(_evaluate_summary(run, "before", logger, 0, echo))
-    progress = _progress(lc.progress and world.is_main, start_step, config.steps)
-    step = start_step
+    boundary = _Boundary(run, start_step)
+    try:
+        with _Interrupts(boundary, echo):
+            if "accuracy_before" not in summary:
+                summary.update(_evaluate_summary(run, "before", logger, 0, echo))
+            boundary.snapshot()  # evaluation samples too: the state a resume starts from
+            _train_steps(run, start_step, summary, logger, boundary, echo)
+            final = {**summary, **_evaluate_summary(run, "after", logger, config.steps, echo)}
+            logger.close()
+            final["steps"] = config.steps
+            final["rollouts"] = (
+                config.steps
+                * config.problems_per_step
+                * config.curriculum.num_rounds
+                * config.curriculum.group_size
+            )
+            final["checkpoint"] = str(_save(run, config.steps, final))
+    except KeyboardInterrupt:
+        _save_interrupted(run, boundary, summary, echo)
+        logger.close()
+        raise
+    finally:
+        boundary.close()
+    echo(_before_after(final, len(run.eval_ids), run.config))
+    if lc.plot and world.is_main:
+        from seele_agents.plots import plot_training
+
+        final["plot"] = str(
+            plot_training(read_metrics(out / "metrics.jsonl"), out / "training.png")
+        )
+        echo(f"plot: {final['plot']}")
+    return final
+
+
+def _train_steps(
+    run: Run,
+    start_step: int,
+    summary: dict[str, Any],
+    logger: Any,
+    boundary: _Boundary,
+    echo: Any,
+) -> None:
+    """Steps ``start_step + 1 .. config.steps``: rollouts -> update -> log -> checkpoint."""
+    config, world = run.config, run.world
+    progress = _progress(config.log.progress and world.is_main, start_step, config.steps)
     try:
         for step in range(start_step + 1, config.steps + 1):
             started = time.perf_counter()
@@ -366,40 +425,136 @@ def loop(run: Run, start_step: int, state: dict[str, Any], echo: Any = print) ->
                 metrics.update(_evaluate(run))
             logger.log(step, metrics)
             _advance(progress, metrics, echo, step)
+            boundary.finish(step)
             if config.checkpoint_every and step % config.checkpoint_every == 0:
                 _save(run, step, summary)
-    except KeyboardInterrupt:
-        finished = step - 1
-        echo(f"\ninterrupted: saving a checkpoint of step {finished} before exiting")
-        if finished > start_step and is_sharded(run.model):
-            echo("  a sharded (FSDP) run cannot gather its weights once interrupted; its last "
-                 "periodic checkpoint stands")  # fmt: skip
-        elif finished > start_step:  # no collectives: the other ranks may be anywhere
-            _save(run, finished, summary, gather=False)
-        logger.close()
-        raise
+            boundary.raise_pending()
     finally:
         if progress is not None:
             progress.close()
-    summary.update(_evaluate_summary(run, "after", logger, config.steps, echo))
-    logger.close()
-    summary["steps"] = config.steps
-    summary["rollouts"] = (
-        config.steps
-        * config.problems_per_step
-        * config.curriculum.num_rounds
-        * (config.curriculum.group_size)
-    )
-    summary["checkpoint"] = str(_save(run, config.steps, summary))
-    echo(_before_after(summary, len(run.eval_ids), run.config))
-    if lc.plot and world.is_main:
-        from seele_agents.plots import plot_training
 
-        summary["plot"] = str(
-            plot_training(read_metrics(out / "metrics.jsonl"), out / "training.png")
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (or another stop signal) arrived; handled like Ctrl-C.
+
+    Attributes:
+        signum: The signal's number; ``seele train`` exits with ``128 + signum``.
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"stopped by signal {signum}")
+        self.signum = signum
+
+
+class _Boundary:
+    """The run's state at the end of the last finished step, and whether the step under way has
+    changed the weights yet (an optimiser step has begun).
+
+    A step first samples (which moves the curriculum, the sampling RNG and the global RNGs),
+    then updates the weights. Interrupted before its first optimiser step, the run's
+    parameters, optimiser and scheduler are still those of the last finished step, and the
+    rest is put back from the snapshot taken there (:meth:`restore`), so the checkpoint saved
+    is the one an uninterrupted run would have written at that step. Once the weights are
+    changing, a signal waits for the step to end (:class:`_Interrupts`).
+    """
+
+    def __init__(self, run: Run, step: int) -> None:
+        self.run, self.start, self.done = run, step, step
+        self.touched = False
+        self.pending: int | None = None
+        self._hook = run.optimizer.register_step_pre_hook(self._touch)
+        self.snapshot()
+
+    def _touch(self, *args: Any) -> None:
+        self.touched = True
+
+    def snapshot(self) -> None:
+        """Remember the state that an optimiser step does not cover (a few kilobytes)."""
+        self.curriculum = copy.deepcopy(self.run.env.state_dict())
+        self.generator_rng = self.run.generator.get_rng_state()
+        self.rng = capture_rng_state()
+
+    def finish(self, step: int) -> None:
+        """``step`` is done: from here a signal stops the run at once."""
+        self.done, self.touched = step, False
+        self.snapshot()
+
+    def restore(self) -> None:
+        """Put back the state of the last finished step (valid while not :attr:`touched`)."""
+        self.run.env.load_state_dict(self.curriculum)
+        self.run.generator.set_rng_state(self.generator_rng)
+        restore_rng_state(self.rng)
+
+    def raise_pending(self) -> None:
+        """Raise the interrupt that waited for the step to end, if any."""
+        if self.pending is not None:
+            raise _interrupt(self.pending)
+
+    def close(self) -> None:
+        self._hook.remove()
+
+
+def _interrupt(signum: int) -> KeyboardInterrupt:
+    return KeyboardInterrupt() if signum == signal.SIGINT else Terminated(signum)
+
+
+class _Interrupts:
+    """SIGINT and SIGTERM as :class:`KeyboardInterrupt` (SIGTERM's: :class:`Terminated`),
+    raised at once unless the weights are changing; then at the end of the step (a second
+    signal does not wait). Installed only in the main thread (Python's rule)."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self, boundary: _Boundary, echo: Any) -> None:
+        self.boundary, self.echo = boundary, echo
+        self.previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _Interrupts:
+        if threading.current_thread() is threading.main_thread():
+            self.previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        boundary = self.boundary
+        if boundary.touched and boundary.pending is None:
+            boundary.pending = signum
+            self.echo(
+                f"\nsignal {signal.Signals(signum).name}: finishing step {boundary.done + 1}, "
+                "which is updating the weights, then saving it (signal again to stop at once, "
+                "without saving it)"
+            )
+            return
+        raise _interrupt(signum)
+
+
+def _save_interrupted(run: Run, boundary: _Boundary, summary: dict[str, Any], echo: Any) -> None:
+    """On an interrupt: save the checkpoint of the last finished step, unless one is there."""
+    done, out = boundary.done, Path(run.config.output_dir)
+    if boundary.touched:
+        echo(
+            f"\ninterrupted while step {done + 1} was updating the weights: its state is not "
+            f"the end of a step, so it is not saved; the latest checkpoint stands "
+            f"({latest_checkpoint(out) or 'none'})"
         )
-        echo(f"plot: {summary['plot']}")
-    return summary
+        return
+    if done <= boundary.start:
+        echo(f"\ninterrupted before a step finished: nothing new to save since step {done}")
+        return
+    if is_sharded(run.model):
+        echo("\ninterrupted: a sharded (FSDP) run cannot gather its weights once interrupted; "
+             "its last periodic checkpoint stands")  # fmt: skip
+        return
+    path = checkpoint_path(out, done)
+    if is_intact(path):
+        echo(f"\ninterrupted: the checkpoint of step {done} is already saved ({path}); kept")
+        return
+    echo(f"\ninterrupted: saving a checkpoint of step {done} (the last finished) before exiting")
+    boundary.restore()
+    _save(run, done, summary, gather=False)  # no collectives: the other ranks may be anywhere
 
 
 def _evaluate_summary(run: Run, when: str, logger: Any, step: int, echo: Any) -> dict[str, Any]:
@@ -496,8 +651,9 @@ def _make_eval_env(
         held_out = [p for p in fresh if p.question not in seen][: ec.num_problems]
         env = MathHintEnv(problems=held_out, **_render_kwargs(kwargs))
     else:
-        kwargs.update(dataset=ec.dataset or config.env.dataset, split=ec.split,
-                      data_path=ec.data_path, limit=ec.num_problems)  # fmt: skip
+        dataset, data_path = eval_source(config)
+        kwargs.update(dataset=dataset, split=ec.split, data_path=data_path,
+                      limit=ec.num_problems)  # fmt: skip
         env = MathHintEnv(**kwargs)
     return env, list(env.problem_ids[: ec.num_problems])
 

@@ -224,3 +224,223 @@ def test_smollm2_trains_on_gsm8k_and_its_checkpoint_reloads(tmp_path, shared_dat
     reloaded = AutoModelForCausalLM.from_pretrained(summary["checkpoint"] + "/model")
     for key, value in reloaded.state_dict().items():
         assert torch.equal(value, after[key]), key
+
+
+# --- interrupts: SIGINT / SIGTERM at points of a step, then resume (issue 15, #1) ------------
+
+
+def _checkpoint_state(checkpoint):
+    state = json.loads((checkpoint / "state.json").read_text())["state"]
+    extra = torch.load(checkpoint / "extra.pt")
+    return state["curriculum"], extra["generator_rng"], weights(checkpoint)
+
+
+def assert_same_checkpoint(a, b):
+    (curriculum_a, rng_a, weights_a), (curriculum_b, rng_b, weights_b) = (
+        _checkpoint_state(a), _checkpoint_state(b),
+    )  # fmt: skip
+    assert curriculum_a == curriculum_b
+    assert torch.equal(rng_a, rng_b)
+    assert weights_a.keys() == weights_b.keys()
+    assert all(torch.equal(weights_a[k], weights_b[k]) for k in weights_a)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    """4 steps in one go, a checkpoint after every step: what every interrupted run must match."""
+    folder = tmp_path_factory.mktemp("uninterrupted")
+    train(small_config(folder, "full", "steps=4"), echo=lambda *_: None)
+    return folder / "full" / "checkpoints"
+
+
+def _interrupt_in_step_3(run, where, monkeypatch):
+    """Stop step 3 at ``where``: by raising KeyboardInterrupt, or by sending a real signal."""
+    import os
+    import signal
+
+    real_generate, real_step = run.generator.generate, run.learner.step
+    done, generated = [], []  # learner steps done; generate calls in step 3
+
+    def counted_generate(requests, params=None):
+        if len(done) == 2:
+            generated.append(1)
+            if where == f"generate {len(generated)}":
+                raise KeyboardInterrupt
+            if where == "sigterm generate" and len(generated) == 1:
+                os.kill(os.getpid(), signal.SIGTERM)
+        return real_generate(requests, params)
+
+    def step(batch):
+        if len(done) == 2 and where == "learner before":
+            raise KeyboardInterrupt
+        result = real_step(batch)
+        done.append(1)
+        if len(done) == 3 and where == "learner after":
+            raise KeyboardInterrupt  # the weights have changed: this state is not saved
+        if len(done) == 3 and where == "sigint learner after":
+            os.kill(os.getpid(), signal.SIGINT)  # waits for the step to end, then saves it
+        return result
+
+    monkeypatch.setattr(run.generator, "generate", counted_generate)
+    monkeypatch.setattr(run.learner, "step", step)
+
+
+@pytest.mark.parametrize("checkpoint_every", [0, 1])
+@pytest.mark.parametrize(
+    ("where", "saved"),
+    [
+        ("generate 1", 2),  # sampling has moved the curriculum and the RNGs: put back
+        ("generate 2", 2),  # the second round: outcomes of the first already recorded
+        ("sigterm generate", 2),  # SIGTERM is handled as Ctrl-C
+        ("learner before", 2),
+        ("learner after", None),  # raised inside an update: the periodic checkpoint stands
+        ("sigint learner after", 3),  # a signal during an update waits for the step's end
+    ],
+)
+def test_interrupted_anywhere_in_a_step_resumes_exactly(
+    tmp_path, uninterrupted, monkeypatch, where, saved, checkpoint_every
+):
+    from seele_agents.train import Terminated
+
+    config = small_config(tmp_path, "run", "steps=4", f"checkpoint_every={checkpoint_every}")
+    run = build(config, echo=lambda *_: None)
+    _interrupt_in_step_3(run, where, monkeypatch)
+    lines = []
+    with pytest.raises(KeyboardInterrupt) as raised:
+        loop(run, 0, {}, echo=lines.append)
+    assert isinstance(raised.value, Terminated) == where.startswith("sigterm")
+    latest = latest_checkpoint(tmp_path / "run")
+    expected = saved if saved is not None else (2 if checkpoint_every else None)
+    if expected is None:  # nothing was saved, and the message says so
+        assert latest is None and "not saved" in "\n".join(lines)
+        return
+    assert latest.name == f"step-{expected:08d}"
+    assert_same_checkpoint(latest, uninterrupted / latest.name)
+    monkeypatch.undo()
+    summary = train(config, resume="latest", echo=lambda *_: None)
+    assert summary["steps"] == 4
+    assert_same_checkpoint(
+        tmp_path / "run/checkpoints/step-00000004", uninterrupted / "step-00000004"
+    )
+    steps = [r["step"] for r in records(tmp_path / "run")]
+    assert steps == [0, 1, 2, 3, 4, 4]  # one record per step, no leftovers of step 3
+
+
+# --- damaged checkpoints, torn metrics, finished runs (issue 15, #2) ---------------------------
+
+
+def _copy_run_up_to_step_3(uninterrupted, folder):
+    """The uninterrupted run as if it had stopped after step 3's checkpoint."""
+    import shutil
+
+    shutil.copytree(uninterrupted.parent, folder)
+    shutil.rmtree(folder / "checkpoints" / "step-00000004")
+    return folder / "checkpoints" / "step-00000003"
+
+
+def _damage(file, how):
+    import os
+
+    if how == "delete":
+        file.unlink()
+    elif how == "truncate":
+        file.write_bytes(file.read_bytes()[: file.stat().st_size // 2])
+    else:
+        file.write_bytes(os.urandom(max(64, file.stat().st_size)))
+
+
+FILES = ["model/model.safetensors", "state.json", "optimizer.pt", "scheduler.pt", "rng.pt",
+         "extra.pt"]  # fmt: skip
+
+
+@pytest.mark.parametrize("how", ["truncate", "random bytes", "delete"])
+@pytest.mark.parametrize("name", FILES)
+def test_a_damaged_newest_checkpoint_is_skipped(tmp_path, uninterrupted, name, how):
+    step_3 = _copy_run_up_to_step_3(uninterrupted, tmp_path / "run")
+    _damage(step_3 / name, how)
+    lines = []
+    train(small_config(tmp_path, "run", "steps=4"), resume="latest", echo=lines.append)
+    text = "\n".join(lines)
+    assert f"skipping the damaged checkpoint {step_3}: {name.split('/')[-1]}" in text.replace(
+        "model/", ""
+    )
+    assert "resumed from" in text and "step-00000002 at step 2" in text
+    assert_same_checkpoint(
+        tmp_path / "run/checkpoints/step-00000004", uninterrupted / "step-00000004"
+    )
+
+
+@pytest.mark.parametrize("name", FILES)
+def test_a_damaged_checkpoint_named_by_hand_is_a_clear_error(tmp_path, uninterrupted, name, capsys):
+    step_3 = _copy_run_up_to_step_3(uninterrupted, tmp_path / "run")
+    _damage(step_3 / name, "truncate")
+    argv = ["train", "--output-dir", str(tmp_path / "run"), "--resume", str(step_3)]
+    for setting in [*SMALL, "steps=4"]:
+        argv += ["--set", setting]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert name.split("/")[-1] in err and "--resume latest" in err and "Traceback" not in err
+
+
+def test_a_torn_metrics_line_is_dropped_on_resume(tmp_path, uninterrupted):
+    _copy_run_up_to_step_3(uninterrupted, tmp_path / "run")
+    metrics = tmp_path / "run" / "metrics.jsonl"
+    kept = [line for line in metrics.read_text().splitlines() if json.loads(line)["step"] <= 3]
+    metrics.write_text("\n".join(kept) + '\n{"step": 4, "reward/me')  # a write cut short
+    lines = []
+    train(small_config(tmp_path, "run", "steps=4"), resume="latest", echo=lines.append)
+    assert any("torn last line" in line for line in lines)
+    assert [r["step"] for r in records(tmp_path / "run")] == [0, 1, 2, 3, 4, 4]
+    assert_same_checkpoint(
+        tmp_path / "run/checkpoints/step-00000004", uninterrupted / "step-00000004"
+    )
+
+
+def test_resuming_a_finished_run_adds_no_records(tmp_path, uninterrupted):
+    import shutil
+
+    shutil.copytree(uninterrupted.parent, tmp_path / "run")
+    before = (tmp_path / "run" / "metrics.jsonl").read_text()
+    lines = []
+    summary = train(small_config(tmp_path, "run", "steps=4"), resume="latest", echo=lines.append)
+    assert "already finished" in "\n".join(lines)
+    assert (tmp_path / "run" / "metrics.jsonl").read_text() == before
+    assert "accuracy_after" in summary
+
+
+@pytest.mark.parametrize(
+    ("signame", "after_records"), [("SIGTERM", 2), ("SIGTERM", 3), ("SIGINT", 2)]
+)
+def test_a_signal_to_seele_train_stops_it_and_it_resumes_exactly(
+    tmp_path, uninterrupted, signame, after_records
+):
+    """`seele train` in its own process, signalled once ``after_records`` metrics records are
+    written (somewhere in a step), exits 128 + the signal, and resumes to the same end."""
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    settings = [*SMALL, "steps=4", "checkpoint_every=0"]
+    argv = [sys.executable, "-m", "seele_agents", "train", "--output-dir", str(tmp_path / "run")]
+    argv += [a for s in settings for a in ("--set", s)]
+    proc = subprocess.Popen(argv, cwd=Path(__file__).parent.parent, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    metrics = tmp_path / "run" / "metrics.jsonl"
+    deadline = time.monotonic() + 300
+    while proc.poll() is None and time.monotonic() < deadline:
+        if metrics.exists() and len(metrics.read_text().splitlines()) >= after_records:
+            break
+        time.sleep(0.05)
+    signum = getattr(signal, signame)
+    proc.send_signal(signum)
+    output = proc.communicate(timeout=300)[0]
+    assert proc.returncode == 128 + signum, output
+    assert "Traceback" not in output
+    config = small_config(tmp_path, "run", "steps=4", "checkpoint_every=0")
+    train(config, resume="latest", echo=lambda *_: None)
+    assert_same_checkpoint(
+        tmp_path / "run/checkpoints/step-00000004", uninterrupted / "step-00000004"
+    )
+    assert [r["step"] for r in records(tmp_path / "run")] == [0, 1, 2, 3, 4, 4]
