@@ -351,8 +351,7 @@ def resolve_resume(
 
     if str(value) not in ("auto", "latest"):
         path = Path(value)
-        if not path.is_dir():
-            _require_complete(path)
+        _require_complete(path)
         found = problem(path)
         if found is not None:
             raise CheckpointError(f"{path}: {found}.{_FIX}")
@@ -373,8 +372,8 @@ def resolve_resume(
         )
     if str(value) == "latest":
         raise CheckpointError(
-            f"resume='latest' but {Path(output_dir) / CHECKPOINTS} holds no checkpoint; use "
-            "resume='auto' to start afresh when there is none, or give the path of a "
+            f"resume='latest' but {Path(output_dir) / CHECKPOINTS} holds no complete checkpoint; "
+            "use resume='auto' to start afresh when there is none, or give the path of a "
             "checkpoint folder."
         )
     return None

@@ -56,7 +56,7 @@ def test_resume_latest_in_an_empty_folder_is_refused_early(tmp_path, monkeypatch
     monkeypatch.chdir(tmp_path)
     assert main(["train", "--output-dir", "nothing", "--resume", "latest"]) == 2
     err = capsys.readouterr().err
-    assert "holds no checkpoint" in err and "resume='auto'" in err
+    assert "holds no complete checkpoint" in err and "resume='auto'" in err
     assert main(["train", "--output-dir", "x", "--resume", "x/checkpoints/step-00000003"]) == 2
     assert "no checkpoint at" in capsys.readouterr().err
 
