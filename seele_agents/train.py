@@ -84,7 +84,7 @@ from seele_agents.rollout import collect_rollouts, evaluate
 from seele_agents.tracking import MetricsLogger, read_metrics
 from seele_env.curricula import Curriculum, make_curriculum
 from seele_env.env import MathHintEnv
-from seele_env.procedural import check_steps, generate_problems
+from seele_env.procedural import CHAIN_FAMILIES, FAMILIES, check_steps, generate_problems
 
 SFT_FOLDER = "sft_model"
 
@@ -705,7 +705,15 @@ def warm_up(
         sc.num_problems, seed=sc.procedural_seed, difficulty=difficulty,
         **({"families": tuple(families)} if families else {}),
     )  # fmt: skip
-    check = _skill_check(config, model, tokenizer) if sc.target_step_accuracy > 0 else None
+    check = None
+    if sc.target_step_accuracy > 0 and _checkable(config):
+        check = _skill_check(config, model, tokenizer)
+    elif sc.target_step_accuracy > 0:
+        echo(
+            f"  no skill check (sft.target_step_accuracy={sc.target_step_accuracy:g}): it grades "
+            f"procedural chain problems ({', '.join(CHAIN_FAMILIES)}) and env.families is "
+            f"{config.env.families!r}; the warm-up runs all {sc.steps} steps"
+        )
     echo(
         f"supervised warm-up: at most {sc.steps} steps on {len(problems)} procedural problems"
         + (
@@ -751,6 +759,12 @@ def warm_up(
     if world.is_main:
         _save_weights(model, folder)
     barrier(world)
+
+
+def _checkable(config: TrainConfig) -> bool:
+    """Whether the warm-up's skill check can grade the training problems step by step."""
+    families = config.env.families or list(FAMILIES)
+    return config.env.dataset == "procedural" and set(families) <= set(CHAIN_FAMILIES)
 
 
 def _skill_check(config: TrainConfig, model: Any, tokenizer: Any) -> Any:
@@ -837,7 +851,13 @@ def _evaluate(run: Run) -> dict[str, float]:
         counts[2], counts[3] = counts[2] + sum(steps), counts[3] + len(steps)
     if ec.samples and gc.temperature > 0:
         sampled = SamplingParams(max_new_tokens, gc.temperature, gc.top_p, gc.top_k)
-        result = _evaluate_call(run, [pid for pid in ids for _ in range(ec.samples)], sampled)
+        # Evaluating must not move the training's sampling stream: a run resumed from a
+        # checkpoint written after an evaluation samples what an uninterrupted run samples.
+        stream = run.generator.get_rng_state()
+        try:
+            result = _evaluate_call(run, [p for p in ids for _ in range(ec.samples)], sampled)
+        finally:
+            run.generator.set_rng_state(stream)
         counts[4], counts[5] = sum(result["correct"]), len(result["correct"])
     counts = all_reduce_sum(counts, world)
     metrics = {"eval/accuracy": float(counts[0] / counts[1]) if counts[1] else float("nan")}

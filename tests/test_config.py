@@ -382,7 +382,7 @@ def test_reference_documents_every_key_once() -> None:
     for line in reference.splitlines():
         if line.startswith("| `"):
             assert len(re.split(r"(?<!\\)\|", line)) == 6, line  # 4 cells; `|` in types escaped
-    assert "| `env.difficulty` | `int \\| list[int]` | `[1, 2]` |" in reference
+    assert "| `env.difficulty` | `int \\| list[int]` | `4` |" in reference
     assert "Choices: `grpo`, `dr_grpo`, `dapo`." in reference
     assert "| `algo.beta` | `float` | `0.001` | Weight of the KL penalty" in reference
 

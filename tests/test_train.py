@@ -21,6 +21,9 @@ SMALL = [
     "curriculum.group_size=2", "generation.max_new_tokens=8", "eval.num_problems=4",
     "env.num_problems=20", "log.progress=false", "log.plot=false", "checkpoint_every=1",
     "keep_checkpoints=5", "algo.micro_batch_size=4",
+    # A constant rate: the tests extend runs (steps=2, then steps=4), which a schedule over
+    # `steps` would change.
+    "optim.scheduler=constant",
 ]  # fmt: skip
 
 
@@ -142,7 +145,7 @@ def test_optimiser_threads_and_warm_up_families_follow_the_config(tmp_path):
     run = build(small_config(tmp_path, "sgd", "optim.name=sgd", "optim.momentum=0.5"))
     assert isinstance(run.optimizer, torch.optim.SGD)
     assert run.optimizer.param_groups[0]["momentum"] == 0.5
-    run = build(small_config(tmp_path, "adamw"))
+    run = build(small_config(tmp_path, "adamw", "optim.name=adamw"))
     assert isinstance(run.optimizer, torch.optim.AdamW)
     before = torch.get_num_threads()
     try:
