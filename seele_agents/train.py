@@ -559,7 +559,23 @@ def _save_interrupted(run: Run, boundary: _Boundary, summary: dict[str, Any], ec
 
 def _evaluate_summary(run: Run, when: str, logger: Any, step: int, echo: Any) -> dict[str, Any]:
     """Evaluate before or after RL: log, print, and return the summary's ``*_{when}`` entries."""
-    metrics = _evaluate(run)
+    ec, world = run.config.eval, run.world
+    n = len(run.eval_ids[world.rank :: world.size])
+    points = _curve_points(run) if ec.hint_curve else -1
+    sampled = ec.samples if run.config.generation.temperature > 0 else 0
+    bar = _progress(
+        run.config.log.progress and world.is_main,
+        0,
+        n * (2 + sampled + points),
+        f"eval {when}",
+        "answer",
+    )
+    try:
+        metrics = _evaluate(run, bar)
+        curve = _hint_curve(run, points, bar) if ec.hint_curve else None
+    finally:
+        if bar is not None:
+            bar.close()
     logger.log(step, metrics)
     summary = {f"{key.removeprefix('eval/')}_{when}": value for key, value in metrics.items()}
     shown = [f"greedy {metrics['eval/accuracy']:.3f}"]
@@ -571,8 +587,7 @@ def _evaluate_summary(run: Run, when: str, logger: Any, step: int, echo: Any) ->
     if "eval/step_accuracy" in metrics:
         shown.append(f"per step {metrics['eval/step_accuracy']:.3f}")
     echo(f"held-out accuracy {when} RL (no hint): " + ", ".join(shown))
-    if run.config.eval.hint_curve:
-        curve = _hint_curve(run)
+    if curve is not None:
         summary[f"hint_curve_{when}"] = curve
         echo(
             "  with k of the solution's steps given (greedy): "
@@ -832,7 +847,7 @@ class _NoLogger:
         pass
 
 
-def _evaluate(run: Run) -> dict[str, float]:
+def _evaluate(run: Run, bar: Any = None) -> dict[str, float]:
     """Held-out accuracy with no hint: greedy, sampled at the training temperature (avg@k over
     ``eval.samples`` completions per problem) and, on chain problems, per step.
 
@@ -843,8 +858,9 @@ def _evaluate(run: Run) -> dict[str, float]:
     greedy = SamplingParams(max_new_tokens=max_new_tokens, temperature=0)
     ids = run.eval_ids[world.rank :: world.size]
     problems = run.eval_env.unwrapped.problems
-    counts = torch.zeros(6, dtype=torch.float64)  # greedy right, n, steps right, steps, sampled
-    result = _evaluate_call(run, ids, greedy)  # right, sampled n
+    # greedy right, n, steps right, steps, sampled right, sampled n
+    counts = torch.zeros(6, dtype=torch.float64)
+    result = _evaluate_call(run, ids, greedy, bar=bar)
     counts[0], counts[1] = sum(result["correct"]), len(ids)
     for pid, text in zip(ids, result["completions"], strict=True):
         steps = _step_verdicts(problems.get(pid), text)
@@ -855,7 +871,8 @@ def _evaluate(run: Run) -> dict[str, float]:
         # checkpoint written after an evaluation samples what an uninterrupted run samples.
         stream = run.generator.get_rng_state()
         try:
-            result = _evaluate_call(run, [p for p in ids for _ in range(ec.samples)], sampled)
+            repeated = [p for p in ids for _ in range(ec.samples)]
+            result = _evaluate_call(run, repeated, sampled, bar=bar)
         finally:
             run.generator.set_rng_state(stream)
         counts[4], counts[5] = sum(result["correct"]), len(result["correct"])
@@ -868,31 +885,38 @@ def _evaluate(run: Run) -> dict[str, float]:
     return metrics
 
 
-def _hint_curve(run: Run) -> dict[str, float]:
-    """Greedy held-out accuracy with 0, 1, ..., L solution steps given as a hint (rate k/L; L the
-    most steps of a held-out problem, or quarters when L > 8): how far the model is from
-    solving the problems alone."""
-    ec, gc, world = run.config.eval, run.config.generation, run.world
-    params = SamplingParams(max_new_tokens=ec.max_new_tokens or gc.max_new_tokens, temperature=0)
+def _curve_points(run: Run) -> int:
+    """L of the hint curve: the most solution steps of a held-out problem, or 4 (quarters) when
+    that is more than 8."""
     env = run.eval_env.unwrapped
     n_units = max(env.reset(options={"problem_id": p})[1]["n_units"] for p in run.eval_ids)
-    points = n_units if n_units <= 8 else 4
+    return n_units if n_units <= 8 else 4
+
+
+def _hint_curve(run: Run, points: int, bar: Any = None) -> dict[str, float]:
+    """Greedy held-out accuracy with 0, 1, ..., L solution steps given as a hint (rate k/L,
+    L = ``points``): how far the model is from solving the problems alone."""
+    ec, gc, world = run.config.eval, run.config.generation, run.world
+    params = SamplingParams(max_new_tokens=ec.max_new_tokens or gc.max_new_tokens, temperature=0)
     ids = run.eval_ids[world.rank :: world.size]
     curve = {}
     for k in range(points + 1):
-        correct = _evaluate_call(run, ids, params, hint_rate=k / points)["correct"]
+        correct = _evaluate_call(run, ids, params, hint_rate=k / points, bar=bar)["correct"]
         counts = all_reduce_sum(torch.tensor([sum(correct), len(ids)], dtype=torch.float64), world)
         curve[f"{k}/{points}"] = float(counts[0] / counts[1]) if counts[1] else float("nan")
     return curve
 
 
 def _evaluate_call(
-    run: Run, ids: list[str], params: SamplingParams, hint_rate: float = 0.0
+    run: Run, ids: list[str], params: SamplingParams, hint_rate: float = 0.0, bar: Any = None
 ) -> dict[str, Any]:
-    if ids:
-        return evaluate(run.eval_env, run.generator, ids, params, hint_rate=hint_rate)
-    run.generator.generate([], params)  # nothing to do here, but a sharded generate is collective
-    return {"correct": [], "completions": []}
+    if not ids:  # nothing to do here, but a sharded generate is collective
+        run.generator.generate([], params)
+        return {"correct": [], "completions": []}
+    result = evaluate(run.eval_env, run.generator, ids, params, hint_rate=hint_rate)
+    if bar is not None:
+        bar.update(len(ids))
+    return result
 
 
 def _step_verdicts(problem: Any, completion: str) -> list[bool]:
@@ -996,12 +1020,16 @@ def _save_checkpoint(
     )  # fmt: skip
 
 
-def _progress(enabled: bool, start: int, total: int, desc: str = "train") -> Any:
+def _progress(
+    enabled: bool, start: int, total: int, desc: str = "train", unit: str = "step"
+) -> Any:
     if not enabled:
         return None
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, initial=start, desc=desc, unit="step", dynamic_ncols=True)
+    # An evaluation's bar goes once done: the lines printed after it say what it measured.
+    leave = unit == "step"
+    return tqdm(total=total, initial=start, desc=desc, unit=unit, dynamic_ncols=True, leave=leave)
 
 
 def _advance(progress: Any, metrics: dict[str, float], echo: Any, step: int) -> None:
