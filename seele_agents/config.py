@@ -293,8 +293,9 @@ class EvalConfig(Section):
     )
     hint_curve: bool = option(
         True,
-        "Before and after training, also measure greedy accuracy with 0, 1, ..., L steps of "
-        "the solution given as a hint (L: the most steps of a held-out problem).",
+        "Before and after training, also measure accuracy with 0, 1, ..., L steps of the "
+        "solution given as a hint (L: the most steps of a held-out problem), greedy and, when "
+        "eval.samples > 0, one sampled answer per problem.",
     )
 
 

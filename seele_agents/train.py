@@ -26,6 +26,8 @@ import random
 import signal
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -562,17 +564,21 @@ def _evaluate_summary(run: Run, when: str, logger: Any, step: int, echo: Any) ->
     ec, world = run.config.eval, run.world
     n = len(run.eval_ids[world.rank :: world.size])
     points = _curve_points(run) if ec.hint_curve else -1
-    sampled = ec.samples if run.config.generation.temperature > 0 else 0
-    bar = _progress(
-        run.config.log.progress and world.is_main,
-        0,
-        n * (2 + sampled + points),
-        f"eval {when}",
-        "answer",
-    )
+    gc = run.config.generation
+    sampled = ec.samples if gc.temperature > 0 else 0
+    answers = n * (1 + sampled) + (points + 1) * n * (1 + min(sampled, 1))
+    bar = _progress(run.config.log.progress and world.is_main, 0, answers, f"eval {when}", "answer")
+    max_new_tokens = ec.max_new_tokens or gc.max_new_tokens
+    curves = {}
     try:
         metrics = _evaluate(run, bar)
-        curve = _hint_curve(run, points, bar) if ec.hint_curve else None
+        if ec.hint_curve:
+            greedy = SamplingParams(max_new_tokens=max_new_tokens, temperature=0)
+            curves["greedy"] = _hint_curve(run, points, greedy, bar)
+        if ec.hint_curve and sampled:
+            params = SamplingParams(max_new_tokens, gc.temperature, gc.top_p, gc.top_k)
+            with _own_stream(run):
+                curves["sampled"] = _hint_curve(run, points, params, bar)
     finally:
         if bar is not None:
             bar.close()
@@ -586,12 +592,20 @@ def _evaluate_summary(run: Run, when: str, logger: Any, step: int, echo: Any) ->
         )
     if "eval/step_accuracy" in metrics:
         shown.append(f"per step {metrics['eval/step_accuracy']:.3f}")
+    if "eval/step_accuracy_sampled" in metrics:
+        shown[-1] += f" greedy, {metrics['eval/step_accuracy_sampled']:.3f} sampled"
     echo(f"held-out accuracy {when} RL (no hint): " + ", ".join(shown))
-    if curve is not None:
-        summary[f"hint_curve_{when}"] = curve
+    if "greedy" in curves:
+        summary[f"hint_curve_{when}"] = curves["greedy"]
+    if "sampled" in curves:
+        summary[f"hint_curve_sampled_{when}"] = curves["sampled"]
+    if curves:
+        names = " / ".join(curves)
+        values = zip(*(curve.values() for curve in curves.values()), strict=True)
+        pairs = ("/".join(f"{v:.2f}" for v in row) for row in values)
         echo(
-            "  with k of the solution's steps given (greedy): "
-            + "  ".join(f"{k}: {v:.2f}" for k, v in curve.items())
+            f"  with k of the solution's steps given ({names}): "
+            + "  ".join(f"{k}: {pair}" for k, pair in zip(curves["greedy"], pairs, strict=True))
         )
     return summary
 
@@ -858,8 +872,8 @@ def _evaluate(run: Run, bar: Any = None) -> dict[str, float]:
     greedy = SamplingParams(max_new_tokens=max_new_tokens, temperature=0)
     ids = run.eval_ids[world.rank :: world.size]
     problems = run.eval_env.unwrapped.problems
-    # greedy right, n, steps right, steps, sampled right, sampled n
-    counts = torch.zeros(6, dtype=torch.float64)
+    # greedy right, n, steps right, steps, sampled right, sampled n, sampled steps right, steps
+    counts = torch.zeros(8, dtype=torch.float64)
     result = _evaluate_call(run, ids, greedy, bar=bar)
     counts[0], counts[1] = sum(result["correct"]), len(ids)
     for pid, text in zip(ids, result["completions"], strict=True):
@@ -867,21 +881,21 @@ def _evaluate(run: Run, bar: Any = None) -> dict[str, float]:
         counts[2], counts[3] = counts[2] + sum(steps), counts[3] + len(steps)
     if ec.samples and gc.temperature > 0:
         sampled = SamplingParams(max_new_tokens, gc.temperature, gc.top_p, gc.top_k)
-        # Evaluating must not move the training's sampling stream: a run resumed from a
-        # checkpoint written after an evaluation samples what an uninterrupted run samples.
-        stream = run.generator.get_rng_state()
-        try:
-            repeated = [p for p in ids for _ in range(ec.samples)]
+        repeated = [p for p in ids for _ in range(ec.samples)]
+        with _own_stream(run):
             result = _evaluate_call(run, repeated, sampled, bar=bar)
-        finally:
-            run.generator.set_rng_state(stream)
         counts[4], counts[5] = sum(result["correct"]), len(result["correct"])
+        for pid, text in zip(repeated, result["completions"], strict=True):
+            steps = _step_verdicts(problems.get(pid), text)
+            counts[6], counts[7] = counts[6] + sum(steps), counts[7] + len(steps)
     counts = all_reduce_sum(counts, world)
     metrics = {"eval/accuracy": float(counts[0] / counts[1]) if counts[1] else float("nan")}
     if counts[3]:
         metrics["eval/step_accuracy"] = float(counts[2] / counts[3])
     if counts[5]:
         metrics["eval/accuracy_sampled"] = float(counts[4] / counts[5])
+    if counts[7]:
+        metrics["eval/step_accuracy_sampled"] = float(counts[6] / counts[7])
     return metrics
 
 
@@ -893,11 +907,10 @@ def _curve_points(run: Run) -> int:
     return n_units if n_units <= 8 else 4
 
 
-def _hint_curve(run: Run, points: int, bar: Any = None) -> dict[str, float]:
-    """Greedy held-out accuracy with 0, 1, ..., L solution steps given as a hint (rate k/L,
-    L = ``points``): how far the model is from solving the problems alone."""
-    ec, gc, world = run.config.eval, run.config.generation, run.world
-    params = SamplingParams(max_new_tokens=ec.max_new_tokens or gc.max_new_tokens, temperature=0)
+def _hint_curve(run: Run, points: int, params: SamplingParams, bar: Any = None) -> dict[str, float]:
+    """Held-out accuracy with 0, 1, ..., L solution steps given as a hint (rate k/L,
+    L = ``points``), one answer per problem: how far the model is from solving alone."""
+    world = run.world
     ids = run.eval_ids[world.rank :: world.size]
     curve = {}
     for k in range(points + 1):
@@ -905,6 +918,18 @@ def _hint_curve(run: Run, points: int, bar: Any = None) -> dict[str, float]:
         counts = all_reduce_sum(torch.tensor([sum(correct), len(ids)], dtype=torch.float64), world)
         curve[f"{k}/{points}"] = float(counts[0] / counts[1]) if counts[1] else float("nan")
     return curve
+
+
+@contextmanager
+def _own_stream(run: Run) -> Iterator[None]:
+    """Sample for an evaluation, then put the training's sampling stream back where it was, so
+    a run resumed from a checkpoint written after an evaluation samples what an uninterrupted
+    run samples."""
+    stream = run.generator.get_rng_state()
+    try:
+        yield
+    finally:
+        run.generator.set_rng_state(stream)
 
 
 def _evaluate_call(

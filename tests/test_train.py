@@ -123,19 +123,19 @@ def test_evaluation_reports_greedy_sampled_per_step_and_hint_curve(tmp_path):
         echo=lines.append,
     )
     for when in ("before", "after"):
-        for key in ("accuracy", "accuracy_sampled", "step_accuracy"):
+        for key in ("accuracy", "accuracy_sampled", "step_accuracy", "step_accuracy_sampled"):
             assert 0.0 <= summary[f"{key}_{when}"] <= 1.0, key
         # Three steps per problem at difficulty 2: accuracy with 0..3 of them given; all three
         # given means the answer is in the hint, which the verifier scores right.
-        curve = summary[f"hint_curve_{when}"]
-        assert list(curve) == ["0/3", "1/3", "2/3", "3/3"]
-        assert curve["3/3"] == 1.0
-        assert curve["0/3"] == summary[f"accuracy_{when}"]  # the same greedy evaluation
+        for curve in (summary[f"hint_curve_{when}"], summary[f"hint_curve_sampled_{when}"]):
+            assert list(curve) == ["0/3", "1/3", "2/3", "3/3"]
+            assert curve["3/3"] == 1.0
+        assert summary[f"hint_curve_{when}"]["0/3"] == summary[f"accuracy_{when}"]  # both greedy
     first = records(tmp_path / "run")[0]
     assert {"eval/accuracy", "eval/accuracy_sampled", "eval/step_accuracy"} <= set(first)
     assert summary["rollouts"] == 1 * 2 * 2 * 2  # steps x problems x rounds x group size
     text = "\n".join(lines)
-    assert "sampled" in text and "with k of the solution's steps given" in text
+    assert "sampled" in text and "with k of the solution's steps given (greedy / sampled)" in text
     assert "8 rollouts" in text
 
 
