@@ -673,10 +673,12 @@ def _make_eval_env(
     ec, kwargs = config.eval, _env_kwargs(config, tokenizer)
     if ec.dataset is None and config.env.dataset == "procedural":
         seen = {p.question for p in train_env.problems}
-        fresh = generate_problems(
-            4 * ec.num_problems + 100, seed=ec.procedural_seed, difficulty=kwargs["difficulty"],
-            **({"families": tuple(kwargs["families"])} if kwargs["families"] else {}),
-        )  # fmt: skip
+        fresh = _procedural(
+            4 * ec.num_problems + 100,
+            ec.procedural_seed,
+            config.env.difficulty,
+            config.env.families,
+        )
         held_out = [p for p in fresh if p.question not in seen][: ec.num_problems]
         env = MathHintEnv(problems=held_out, **_render_kwargs(kwargs))
     else:
@@ -728,21 +730,10 @@ def warm_up(
         load_model(model, str(folder / "model.safetensors"))
         return
     sc = config.sft
-    difficulty = tuple(sc.difficulty) if isinstance(sc.difficulty, list) else sc.difficulty
     families = sc.families or config.env.families
-    problems = generate_problems(
-        sc.num_problems, seed=sc.procedural_seed, difficulty=difficulty,
-        **({"families": tuple(families)} if families else {}),
-    )  # fmt: skip
-    check = None
-    if sc.target_step_accuracy > 0 and _checkable(config):
-        check = _skill_check(config, model, tokenizer)
-    elif sc.target_step_accuracy > 0:
-        echo(
-            f"  no skill check (sft.target_step_accuracy={sc.target_step_accuracy:g}): it grades "
-            f"procedural chain problems ({', '.join(CHAIN_FAMILIES)}) and env.families is "
-            f"{config.env.families!r}; the warm-up runs all {sc.steps} steps"
-        )
+    problems = _procedural(sc.num_problems, sc.procedural_seed, sc.difficulty, families)
+    checkable = sc.target_step_accuracy > 0 and _checkable(config)
+    check = _skill_check(config, model, tokenizer) if checkable else None
     echo(
         f"supervised warm-up: at most {sc.steps} steps on {len(problems)} procedural problems"
         + (
@@ -752,6 +743,12 @@ def warm_up(
             else ""
         )
     )
+    if sc.target_step_accuracy > 0 and check is None:
+        echo(
+            f"  no skill check (sft.target_step_accuracy={sc.target_step_accuracy:g}): it grades "
+            f"procedural chain problems ({', '.join(CHAIN_FAMILIES)}) and env.families is "
+            f"{config.env.families!r}; the warm-up runs all {sc.steps} steps"
+        )
     bar = _progress(config.log.progress and world.is_main, 0, sc.steps, "warm-up")
     checked: list[tuple[int, float]] = []
 
@@ -790,6 +787,15 @@ def warm_up(
     barrier(world)
 
 
+def _procedural(
+    n: int, seed: int, difficulty: int | list[int], families: list[str] | None
+) -> list[Any]:
+    """``n`` procedural problems as a config section describes them (``null`` families: all)."""
+    level = tuple(difficulty) if isinstance(difficulty, list) else difficulty
+    kinds = {"families": tuple(families)} if families else {}
+    return generate_problems(n, seed=seed, difficulty=level, **kinds)
+
+
 def _checkable(config: TrainConfig) -> bool:
     """Whether the warm-up's skill check can grade the training problems step by step."""
     families = config.env.families or list(FAMILIES)
@@ -804,11 +810,9 @@ def _skill_check(config: TrainConfig, model: Any, tokenizer: Any) -> Any:
     from seele_env.hints import render_prompt
 
     sc, ec = config.sft, config.env
-    difficulty = tuple(ec.difficulty) if isinstance(ec.difficulty, list) else ec.difficulty
-    problems = generate_problems(
-        sc.check_problems, seed=sc.procedural_seed + 1_000, difficulty=difficulty,
-        **({"families": tuple(ec.families)} if ec.families else {}),
-    )  # fmt: skip
+    problems = _procedural(
+        sc.check_problems, sc.procedural_seed + 1_000, ec.difficulty, ec.families
+    )
     requests = [
         GenerationRequest(
             render_prompt(p.question, "", template=ec.template, tokenizer=tokenizer)[0]

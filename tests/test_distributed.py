@@ -211,7 +211,8 @@ RUN = [
     "curriculum.num_rounds=2", "curriculum.group_size=4", "generation.max_new_tokens=16",
     "generation.temperature=0", "generation.batch_size=1", "eval.num_problems=6",
     "env.num_problems=40", "log.progress=false", "log.plot=false", "checkpoint_every=2",
-    "keep_checkpoints=5", "optim.lr=1e-3",
+    "keep_checkpoints=5", "optim.name=adamw", "optim.lr=1e-3",
+    "optim.scheduler=constant",  # runs of 2 and 4 steps are compared: no schedule over `steps`
 ]  # fmt: skip
 
 
