@@ -136,8 +136,10 @@ def test_a_few_grpo_steps_raise_the_reward_on_an_easy_task(tmp_path):
 
     config = load_config(None, [
         "sft.steps=100", "sft.difficulty=1", "sft.num_problems=500", "env.difficulty=1",
+        "sft.families=[arithmetic, linear, word]", "sft.lr=1e-3",  # what it was calibrated on
         'env.families=["arithmetic"]', "env.num_problems=200", "env.format_reward=1.0",
-        "optim.lr=1e-3", "curriculum.name=none", "curriculum.num_rounds=1",
+        "optim.name=adamw", "optim.lr=1e-3", "optim.scheduler=constant",
+        "curriculum.name=none", "curriculum.num_rounds=1",
         "curriculum.group_size=8", "generation.max_new_tokens=40", "eval.num_problems=8",
         f"output_dir={json.dumps(str(tmp_path))}",
     ])  # fmt: skip

@@ -193,8 +193,10 @@ def test_a_few_steps_raise_the_reward_on_an_easy_task(tmp_path, algo):
 
     config = load_config(None, [
         f"algo.name={algo}", "sft.steps=250", "sft.difficulty=1", "sft.num_problems=500",
+        "sft.families=[arithmetic, linear, word]", "sft.lr=1e-3",  # what it was calibrated on
         "env.difficulty=1", 'env.families=["arithmetic"]', "env.num_problems=200",
-        "env.format_reward=1.0", "optim.lr=1e-3", "curriculum.name=none",
+        "env.format_reward=1.0", "optim.name=adamw", "optim.lr=1e-3", "optim.scheduler=constant",
+        "curriculum.name=none",
         "curriculum.num_rounds=1", "curriculum.group_size=1", "generation.max_new_tokens=40",
         "eval.num_problems=8", f"output_dir={json.dumps(str(tmp_path))}",
     ])  # fmt: skip
