@@ -226,6 +226,19 @@ def latest_checkpoint(output_dir: str | os.PathLike[str]) -> Path | None:
     return found[-1] if found else None
 
 
+def refuse_to_mix(output_dir: str | os.PathLike[str], overwrite: bool) -> None:
+    """Raise :class:`RunExistsError` when a fresh run would write into an earlier run's folder.
+
+    Raises:
+        RunExistsError: ``output_dir`` holds a checkpoint and ``overwrite`` is false.
+    """
+    if not overwrite and latest_checkpoint(output_dir) is not None:
+        raise RunExistsError(
+            f"{output_dir} already holds checkpoints of an earlier run. Pass --resume latest to "
+            "continue it, --overwrite to start again there, or --output-dir for a new folder."
+        )
+
+
 def prune_checkpoints(output_dir: str | os.PathLike[str], keep: int) -> list[Path]:
     """Delete all but the ``keep`` newest complete checkpoints; return the deleted folders."""
     if not isinstance(keep, int) or keep < 1:

@@ -126,7 +126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             overrides.append(f"{key}={json.dumps(value)}")  # quoted: a YAML string as given
     try:
         config = load_config(args.config, overrides)
-        _check_before_loading(config, args.resume)
+        _check_before_loading(config, args.resume, args.overwrite)
         from seele_agents.train import train  # torch takes seconds: imported after the checks
 
         train(config, resume=args.resume, overwrite=args.overwrite)
@@ -138,15 +138,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def _check_before_loading(config: Any, resume: str | None) -> None:
-    """What can be checked without torch, in well under a second: the data sources and that
-    ``--resume`` names a checkpoint (every file of it is read once torch is imported)."""
-    from seele_agents.checkpoint import resolve_resume
+def _check_before_loading(config: Any, resume: str | None, overwrite: bool) -> None:
+    """What can be checked without torch, in well under a second: the data sources, that
+    ``--resume`` names a checkpoint (every file of it is read once torch is imported), and that
+    a fresh run does not write into an earlier run's folder."""
+    from seele_agents.checkpoint import refuse_to_mix, resolve_resume
     from seele_agents.config import check_data_sources
 
     check_data_sources(config)
     if resume is not None:
         resolve_resume(resume, config.output_dir, verify=False)
+    else:
+        refuse_to_mix(config.output_dir, overwrite)
 
 
 if __name__ == "__main__":

@@ -37,7 +37,7 @@ import torch
 
 from seele_agents.checkpoint import (
     FILES,
-    RunExistsError,
+    RunExistsError,  # noqa: F401  (public here too: callers of train() catch it)
     capture_rng_state,
     checkpoint_path,
     is_intact,
@@ -45,6 +45,7 @@ from seele_agents.checkpoint import (
     load_checkpoint,
     load_weights,
     prune_checkpoints,
+    refuse_to_mix,
     resolve_resume,
     restore_rng_state,
     save_checkpoint,
@@ -155,11 +156,8 @@ def train(
         echo = echo if world.is_main else _quiet
         out = Path(config.output_dir)
         checkpoint = resolve_resume(resume, out, require=FILES, echo=echo) if resume else None
-        if checkpoint is None and latest_checkpoint(out) is not None and not overwrite:
-            raise RunExistsError(
-                f"{out} already holds checkpoints of an earlier run. Pass --resume latest to "
-                "continue it, --overwrite to start again there, or --output-dir for a new folder."
-            )
+        if checkpoint is None:
+            refuse_to_mix(out, overwrite)
         barrier(world)  # every rank has looked before rank 0 writes anything
         set_threads(config)
         seed_everything(config.seed)

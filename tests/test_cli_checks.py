@@ -90,3 +90,20 @@ def test_data_sources_that_exist_pass(tmp_path):
         load_config(None, ["env.dataset=gsm8k", f"env.data_path={data}", "sft.steps=0"])
     )
     check_data_sources(load_config(None, []))
+
+
+def test_a_fresh_run_into_an_earlier_runs_folder_is_refused_before_torch(tmp_path):
+    run = tmp_path / "run" / "checkpoints" / "step-00000002"
+    (run / "model").mkdir(parents=True)
+    (run / "state.json").write_text("{}")  # what makes a checkpoint folder complete
+    script = (
+        "import sys; from seele_agents.cli import main; rc = main(sys.argv[1:]); "
+        "assert 'torch' not in sys.modules, 'torch was imported'; sys.exit(rc)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, "train", "--output-dir", str(tmp_path / "run")],
+        capture_output=True, text=True, timeout=60,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"},
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert "already holds checkpoints" in done.stderr and "--resume latest" in done.stderr
