@@ -476,9 +476,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """``seele bench parity``: train both sides, write JSON, markdown and PNG, print the table."""
-    import importlib.util
-
     from seele_agents.config import ConfigError, load_config
+    from seele_agents.speed import trl_installed
 
     try:
         settings = ParitySettings(seeds=args.seeds, steps=args.steps, eval_every=args.eval_every,
@@ -488,9 +487,7 @@ def run(args: argparse.Namespace) -> int:
     except (ConfigError, ValueError, FileNotFoundError) as error:
         print(f"seele bench parity: error: {error}", file=sys.stderr)
         return 2
-    if importlib.util.find_spec("trl") is None:
-        print("seele bench parity: error: TRL is not installed; the comparison runs TRL's "
-              "GRPOTrainer. Install it with: pip install -e '.[trl]'", file=sys.stderr)  # fmt: skip
+    if not trl_installed("seele bench parity"):
         return 2
     result = run_parity(config, settings)
     out = Path(settings.output_dir)

@@ -506,6 +506,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", type=Path, help="also write the full result to this JSON file")
 
 
+def trl_installed(command: str) -> bool:
+    """Whether TRL can be imported; if not, say so on stderr as ``command``, naming the install."""
+    import importlib.util
+
+    if importlib.util.find_spec("trl") is not None:
+        return True
+    print(f"{command}: error: TRL is not installed; the comparison runs TRL's GRPOTrainer. "
+          "Install it with: pip install -e '.[trl]'", file=sys.stderr)  # fmt: skip
+    return False
+
+
 def run(args: argparse.Namespace) -> int:
     """``seele bench speed``: run, print the markdown report, optionally write JSON."""
     try:
@@ -517,11 +528,7 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as error:
         print(f"seele bench speed: error: {error}", file=sys.stderr)
         return 2
-    import importlib.util
-
-    if importlib.util.find_spec("trl") is None:
-        print("seele bench speed: error: TRL is not installed; the comparison runs TRL's "
-              "GRPOTrainer. Install it with: pip install -e '.[trl]'", file=sys.stderr)  # fmt: skip
+    if not trl_installed("seele bench speed"):
         return 2
     result = run_speed(config)
     print(format_report(result))
