@@ -16,4 +16,12 @@ Its parts, each usable on its own:
   :mod:`seele_agents.cli` -- the training loop and the ``seele`` command.
 
 Importing the package imports none of them, so ``import seele_agents`` is cheap.
+``__version__`` is the version of the installed distribution, ``seele-rl``.
 """
+
+from importlib import metadata as _metadata
+
+try:  # the installed distribution's version; a source tree that was never installed has none
+    __version__ = _metadata.version("seele-rl")
+except _metadata.PackageNotFoundError:
+    __version__ = "0+unknown"

@@ -2,10 +2,13 @@
 
 Importing this package registers the environments, so ``gym.make("seele/MathHint-v0")`` works
 after ``import seele_env`` (or without the import, as ``gym.make("seele_env:seele/MathHint-v0")``).
-It never imports torch or transformers.
+It never imports torch or transformers. ``__version__`` is the version of the installed
+distribution, ``seele-rl``.
 """
 
 from __future__ import annotations
+
+from importlib import metadata as _metadata
 
 import gymnasium as gym
 
@@ -37,6 +40,11 @@ __all__ = [
     "render_prompt",
     "split_units",
 ]
+
+try:  # the installed distribution's version; a source tree that was never installed has none
+    __version__ = _metadata.version("seele-rl")
+except _metadata.PackageNotFoundError:
+    __version__ = "0+unknown"
 
 # Each id's vector_entry_point is seele_env.make_vec, so gym.make_vec(id, num_envs) without a
 # vectorization_mode builds the vector env text episodes need (see seele_env/vector.py, which also

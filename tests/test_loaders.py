@@ -443,7 +443,7 @@ GSM_ROWS = [
 
 
 def test_hub_json_builder_and_local_folder(tmp_path):
-    pytest.importorskip("datasets", reason="the `datasets` package (seele[data]) is not installed")
+    pytest.importorskip("datasets", reason="`datasets` (the seele-rl[data] extra) is not installed")
     folder = tmp_path / "mydata"
     folder.mkdir()
     _write_jsonl(folder / "test.jsonl", [{"q": "x?", "sol": "so \\boxed{4}", "n": 0}])

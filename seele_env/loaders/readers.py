@@ -18,7 +18,7 @@ from seele_env.errors import DatasetError
 
 __all__ = ["FILE_FORMATS", "INSTALL_HINT", "Unreadable", "read_file_rows", "read_hub_rows"]
 
-INSTALL_HINT = 'pip install "seele[data]"'
+INSTALL_HINT = 'pip install "seele-rl[data]"'
 
 
 @dataclass(frozen=True)
