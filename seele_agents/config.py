@@ -527,7 +527,7 @@ class SFTConfig(Section):
 
 @dataclass
 class LogConfig(Section):
-    """Where metrics go."""
+    """Where metrics and sample completions go."""
 
     jsonl: bool = option(True, "Write every step's metrics as JSON lines in output_dir.")
     tensorboard: bool = option(False, "Also log to TensorBoard (needs tensorboard).")
@@ -536,6 +536,19 @@ class LogConfig(Section):
     project: str = option("seele", "Project name for wandb and trackio.")
     progress: bool = option(True, "Show a progress bar.")
     plot: bool = option(True, "Save plots of the main metrics in output_dir after training.")
+    samples_every: int = option(
+        20,
+        "Every this many training steps, log a table of the step's own rollouts (prompt, hint, "
+        "completion, reward, hint rate, round) to samples.jsonl in output_dir and to the "
+        "trackers switched on; 0 = never.",
+        ge=0,
+    )
+    samples_per_step: int = option(
+        8,
+        "Rows of each sample table: the first completion of every (problem, round), problem "
+        "by problem, then the second, and so on.",
+        ge=1,
+    )
 
 
 @dataclass

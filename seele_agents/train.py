@@ -84,6 +84,7 @@ from seele_agents.models import (
 from seele_agents.ppo import PPOLearner, ValueHead
 from seele_agents.reinforcepp import ReinforcePPLearner
 from seele_agents.rollout import collect_rollouts, evaluate
+from seele_agents.samples import sample_rows
 from seele_agents.tracking import MetricsLogger, read_metrics
 from seele_env.curricula import Curriculum, make_curriculum
 from seele_env.env import MathHintEnv
@@ -402,7 +403,8 @@ def _train_steps(
     boundary: _Boundary,
     echo: Any,
 ) -> None:
-    """Steps ``start_step + 1 .. config.steps``: rollouts -> update -> log -> checkpoint."""
+    """Steps ``start_step + 1 .. config.steps``: rollouts -> update -> log (metrics, and every
+    ``log.samples_every`` steps a few of the rollouts) -> checkpoint."""
     config, world = run.config, run.world
     progress = _progress(config.log.progress and world.is_main, start_step, config.steps)
     try:
@@ -424,6 +426,11 @@ def _train_steps(
             if every and step % every == 0 and step < config.steps:  # the last: after the loop
                 metrics.update(_evaluate(run))
             logger.log(step, metrics)
+            lc = config.log
+            if world.is_main and lc.samples_every and step % lc.samples_every == 0:
+                rows = sample_rows(batch, run.env.unwrapped, run.tokenizer, step=step,
+                                   limit=lc.samples_per_step)  # fmt: skip
+                logger.log_samples(step, rows)
             _advance(progress, metrics, echo, step)
             boundary.finish(step)
             if config.checkpoint_every and step % config.checkpoint_every == 0:
@@ -857,6 +864,9 @@ class _NoLogger:
     """The metrics logger of ranks other than 0."""
 
     def log(self, step: int, metrics: dict[str, float]) -> None:
+        pass
+
+    def log_samples(self, step: int, rows: list[dict[str, Any]]) -> None:
         pass
 
     def close(self) -> None:
