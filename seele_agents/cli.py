@@ -11,6 +11,7 @@
     seele bench speed                             # our GRPO step against TRL's GRPOTrainer
     seele bench scaling                           # step phases as m, n, batch, length grow
     seele bench parity --seeds 3                  # our GRPO and TRL's trained from one start
+    seele export train.parquet --dataset gsm8k --data-path data/gsm8k --hint-rate 0.5  # for verl
 
 ``--set key=value`` overrides one config field (YAML syntax for the value: ``--set
 env.difficulty=[2,3]``); docs/training.md lists every field.
@@ -97,6 +98,15 @@ def _parser() -> argparse.ArgumentParser:
             description=parity.__doc__.split("\n\n")[0],
         )
     )
+    from seele_env import export
+
+    export.add_arguments(
+        commands.add_parser(
+            "export",
+            help="write a problem set with hint units and hints for verl or TRL",
+            description=export.__doc__.split("\n\n")[0],
+        )
+    )
     return parser
 
 
@@ -110,6 +120,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from seele_agents import eval_command
 
         return eval_command.run(args)
+    if args.command == "export":
+        from seele_env import export
+
+        return export.run(args)
     if args.command == "bench":
         from seele_agents import bench, parity, scaling, speed
 

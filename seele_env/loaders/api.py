@@ -204,9 +204,9 @@ def _collect(
 
 
 def load_problems(
-    dataset: str,
+    dataset: str | Any,
     *,
-    data_path: str | os.PathLike[str] | None = None,
+    data_path: str | os.PathLike[str] | Any | None = None,
     split: str | None = None,
     fields: Mapping[str, str] | None = None,
     limit: int | None = None,
@@ -218,10 +218,12 @@ def load_problems(
         dataset: A name from :data:`DATASETS` (``"gsm8k"``, ``"math"``, ``"prm800k"``,
             ``"math500"``, ``"deepmath"``, ``"olympiadbench"``, ``"aime24"``, ``"aime25"``,
             ``"amc23"``, ``"minerva"``); ``"file"`` for any JSONL/JSON/Parquet/CSV file; or a
-            Hugging Face hub id (contains ``"/"``, or prefixed ``"hf:"``, e.g. ``"hf:json"``).
+            Hugging Face hub id (contains ``"/"``, or prefixed ``"hf:"``, e.g. ``"hf:json"``);
+            or a ``datasets.Dataset`` itself (the same as ``"file"`` with it as ``data_path``).
         data_path: For a named dataset: its file, or a directory holding ``{split}.jsonl`` (or
             .json/.parquet/.csv); when ``None`` the default hub copy is loaded. For ``"file"``:
-            the file (required).
+            the file (required). Wherever a file is accepted, a loaded ``datasets.Dataset`` (or
+            ``IterableDataset``) is too: its rows are read as the file's would be.
         split: Which split; default: the dataset's first split (``"train"`` for GSM8K, MATH,
             PRM800K and DeepMath, ``"test"`` for the evaluation sets, ``"train"`` otherwise).
         fields: For ``"file"`` and hub ids: our names (``question``, ``answer``, ``solution``,
@@ -246,9 +248,21 @@ def load_problems(
         'gsm8k test.jsonl: 1319 rows, 1319 loaded, 0 skipped'
         >>> rows = load_problems("file", data_path="mine.csv",
         ...                      fields={"question": "prompt", "answer": "gold"})  # doctest: +SKIP
+        >>> import datasets
+        >>> ds = datasets.Dataset.from_list([{"problem": "What is 2 + 3?", "answer": "5"}])
+        >>> load_problems(ds)[0].answer
+        '5'
     """
     if limit is not None and (not isinstance(limit, int) or limit < 1):
         raise DatasetError(f"limit must be a positive integer or None, got {limit!r}.")
+    if _dataset_object(dataset) is not None:  # load_problems(ds): rows of the object itself
+        dataset, data_path = "file", dataset
+    if not isinstance(dataset, str):
+        raise DatasetError(
+            f"dataset must be a name, a hub id or a datasets.Dataset, got "
+            f"{type(dataset).__name__}: {dataset!r:.80}."
+        )
+    in_memory = _dataset_object(data_path)
     options = {key: hub_kwargs.pop(key) for key in list(hub_kwargs) if key in _OPTIONS}
     spec = DATASETS.get(dataset)
     is_hub = spec is None and ("/" in dataset or dataset.startswith("hf:"))
@@ -256,7 +270,7 @@ def load_problems(
         raise _unknown_dataset(dataset)
     _check_options(spec, options)
 
-    if split is None and data_path is not None and Path(data_path).is_file():
+    if split is None and in_memory is None and data_path is not None and Path(data_path).is_file():
         split = _split_of_file(Path(data_path))  # ids carry the split actually loaded
     if spec is not None:
         if fields is not None:
@@ -290,6 +304,17 @@ def load_problems(
         label = Path(hub_id).name if Path(hub_id).is_dir() else hub_id
         location = f"{hub_id} ({split})"
         rows = read_hub_rows(hub_id, split, hub_kwargs, local_hint="")
+    elif in_memory is not None:
+        if hub_kwargs:
+            raise DatasetError(
+                f"keyword argument(s) {sorted(hub_kwargs)} are only used when loading from the "
+                "Hugging Face hub; a datasets.Dataset given as data_path is already loaded."
+            )
+        if spec is None:
+            label = "dataset"
+        location, rows = _dataset_rows(data_path, in_memory)
+        if parser == "generic":
+            _check_columns(location, candidates, _dataset_columns(data_path), fields is not None)
     else:
         if data_path is None:
             raise DatasetError(
@@ -325,6 +350,37 @@ def load_problems(
     _check_answers_are_final(problems, label, location, spec)
     report.warn_if_skipped()
     return ProblemSet(problems, report)
+
+
+def _dataset_object(value: object) -> str | None:
+    """The class name of a ``datasets`` object (``"Dataset"``, ``"DatasetDict"``...), else
+    ``None``; told by the class's module so that ``datasets`` need not be imported."""
+    cls = type(value)
+    return cls.__name__ if cls.__module__.split(".")[0] == "datasets" else None
+
+
+def _dataset_rows(data: Any, kind: str) -> tuple[str, Iterable[Any]]:
+    """Where to say the rows came from, and the rows of a loaded ``Dataset``."""
+    if kind.endswith("Dict"):
+        splits = list(data.keys())
+        raise DatasetError(
+            f"data_path is a datasets.{kind} with splits {splits}; pass one split, "
+            f"e.g. data_path=ds[{splits[0]!r}]."
+            if splits
+            else f"data_path is an empty {kind}."
+        )
+    if not hasattr(data, "__iter__") or not hasattr(data, "column_names"):
+        raise DatasetError(
+            f"data_path is a datasets.{kind}, which is not a table of rows; pass a "
+            "datasets.Dataset or IterableDataset."
+        )
+    size = f"{len(data)} rows" if kind == "Dataset" else "streamed"
+    return f"datasets.{kind} ({size})", data
+
+
+def _dataset_columns(data: Any) -> set[str]:
+    """The column names a loaded dataset declares (empty when a stream does not know them)."""
+    return set(getattr(data, "column_names", None) or ())
 
 
 # File stems that name a split: ``test.jsonl``, ``test.fixed.jsonl``, ``validation.parquet``.
