@@ -1,10 +1,17 @@
 """seele_env.rewards: the reward functions, called the way verl, TRL and OpenRLHF call them.
 
-TRL runs for real (GRPOTrainer on the tiny model); OpenRLHF's real SingleTurnAgentExecutor loads
-our ``reward_func`` from a file when openrlhf is installed (``pip install --no-deps openrlhf``
-plus ``aiohttp`` and ``pylatexenc``); verl is called through its documented signature, loaded
-from a file the way its ``custom_reward_function`` loader does (verl's own modules need
-omegaconf, whose ANTLR 4.9 runtime conflicts with math-verify's 4.13).
+TRL runs for real (GRPOTrainer on the tiny model). OpenRLHF's real SingleTurnAgentExecutor loads
+our ``reward_func`` from a file when openrlhf imports (``pip install --no-deps openrlhf
+aiohttp pylatexenc`` is enough). verl is called through its documented signature here, loaded
+from a file the way its ``custom_reward_function`` loader does; its real reward managers run in
+``test_verl_reward_managers_call_our_functions`` where verl imports. verl's modules need
+omegaconf, whose ANTLR runtime (4.9.3) differs from the 4.13.2 math-verify installs, so that
+test runs in its own environment (math-verify's parser ships both ANTLR versions)::
+
+    python -m venv --system-site-packages /tmp/verl-venv
+    /tmp/verl-venv/bin/pip install --no-deps verl==0.9.1 omegaconf hydra-core \
+        antlr4-python3-runtime==4.9.3 ray tensordict codetiming pyvers msgpack
+    /tmp/verl-venv/bin/python -m pytest tests/test_rewards.py -k verl
 """
 
 from __future__ import annotations
@@ -381,3 +388,93 @@ def test_trl_grpo_trainer_calls_the_reward_with_the_exported_columns(tmp_path):
     logged = [e["rewards/math_reward/mean"] for e in trainer.state.log_history
               if "rewards/math_reward/mean" in e]  # fmt: skip
     assert logged == pytest.approx([sum(expected) / len(expected)])
+
+
+# -- verl's real reward managers (where verl imports) ----------------------------------------------
+
+
+def _verl_batch(tokenizer, prompts: list[str], responses: list[str], golds: list[str], infos):
+    """A DataProto laid out as verl's rollout leaves it: left-padded prompts, right-padded
+    responses, one attention mask over both, and the parquet row's non-tensor columns."""
+    import numpy as np
+    import torch
+    from verl import DataProto
+
+    def ids(text: str) -> list[int]:
+        return tokenizer.encode(text, add_special_tokens=False)
+
+    p_ids, r_ids = [ids(p) for p in prompts], [ids(r) for r in responses]
+    p_len, r_len, pad = max(map(len, p_ids)), max(map(len, r_ids)), tokenizer.pad_token_id
+    prompt_t = torch.tensor([[pad] * (p_len - len(p)) + p for p in p_ids])  # [B, P]
+    response_t = torch.tensor([r + [pad] * (r_len - len(r)) for r in r_ids])  # [B, R]
+    mask = torch.tensor([[0] * (p_len - len(p)) + [1] * (len(p) + len(r)) + [0] * (r_len - len(r))
+                         for p, r in zip(p_ids, r_ids, strict=True)])  # fmt: skip  # [B, P + R]
+    return DataProto.from_dict(
+        tensors={"prompts": prompt_t, "responses": response_t, "attention_mask": mask},
+        non_tensors={
+            "data_source": np.array(["openai/gsm8k"] * len(prompts), dtype=object),
+            "reward_model": np.array([{"style": "rule", "ground_truth": g} for g in golds]),
+            "extra_info": np.array([dict(i) for i in infos], dtype=object),
+        },
+    )
+
+
+@pytest.mark.slow  # ~40 s: three 5 s timeouts and worker start-ups on a busy 2-core machine
+def test_verl_reward_managers_call_our_functions(tmp_path):
+    """verl's own loader (custom_reward_function.path/name), its naive and batch managers and
+    its reward loop's per-sample manager (which calls compute_score from executor threads).
+
+    verl's modules import omegaconf, which needs antlr4-python3-runtime 4.9.3, not the 4.13.2
+    math-verify installs by default; math-verify works with either (its LaTeX parser ships
+    both), so run this in an environment with verl, its dependencies and antlr 4.9.3."""
+    pytest.importorskip(
+        "verl.workers.reward_manager.naive",
+        reason="verl does not import here; the module docstring says how to run this test",
+    )
+    from omegaconf import OmegaConf
+    from verl.experimental.reward_loop.reward_manager.naive import (
+        NaiveRewardManager as LoopManager,
+    )
+    from verl.trainer.ppo.reward import get_custom_reward_fn
+    from verl.workers.reward_manager.batch import BatchRewardManager
+    from verl.workers.reward_manager.naive import NaiveRewardManager
+
+    from seele_agents.tiny import build_tokenizer, default_corpus
+
+    path = tmp_path / "seele_reward.py"
+    path.write_text("from seele_env.rewards import compute_score, compute_score_batch  # noqa\n")
+
+    def loaded(name: str):
+        config = OmegaConf.create(
+            {"reward": {"custom_reward_function": {"path": str(path), "name": name}}}
+        )
+        return get_custom_reward_fn(config)
+
+    tokenizer = build_tokenizer(default_corpus(0), vocab_size=300)
+    hint = "Step 1: 2 + 3 = 5.\n"
+    infos = [{"placement": "prompt", "hint_text": hint}] * 3 + [
+        {"placement": "response", "hint_text": "Step 1: The answer is \\boxed{5}."}
+    ]
+    prompts = ["Compute 2 + 3.\n" + hint] * 4
+    responses = ["Step 2: so \\boxed{5}.", "Step 2: so \\boxed{6}.", HANG, ""]
+    expected = [1.0, 0.0, 0.0, 1.0]
+    data = _verl_batch(tokenizer, prompts, responses, ["5"] * 4, infos)
+    last = data.batch["attention_mask"][:, data.batch["prompts"].shape[-1] :].sum(-1) - 1  # [B]
+
+    for manager in (
+        NaiveRewardManager(tokenizer, num_examine=0, compute_score=loaded("compute_score")),
+        BatchRewardManager(tokenizer, num_examine=0, compute_score=loaded("compute_score_batch")),
+    ):
+        start = time.monotonic()
+        scores = manager(data)  # [B, R]: the reward sits on each response's last token
+        assert scores[range(4), last].tolist() == expected, type(manager).__name__
+        assert scores.sum().item() == sum(expected)
+        assert time.monotonic() - start < 5.0 + STARTUP_SLACK_S  # the default 5 s timeout
+
+    loop = LoopManager(OmegaConf.create({}), tokenizer, loaded("compute_score"))
+
+    async def all_rows():
+        return await asyncio.gather(*(loop.run_single(data[i : i + 1]) for i in range(4)))
+
+    results = loop.loop.run_until_complete(all_rows())  # the event loop the manager runs on
+    assert [r["reward_score"] for r in results] == expected
