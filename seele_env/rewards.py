@@ -6,17 +6,13 @@ verifier's guarantees: math-verify runs in worker processes (one per core by def
 check has a hard, killable timeout that works from any thread, and model text is never
 ``eval``-ed. A check that times out, crashes or finds no answer scores 0.
 
-==========  =====================================================  ==========================
-trainer     signature                                              returns
-==========  =====================================================  ==========================
-verl        ``compute_score(data_source, solution_str,              a float
-            ground_truth, extra_info=None)``
-verl batch  ``compute_score_batch(data_sources, solution_strs,      a list of floats
-            ground_truths, extra_infos)``
-TRL         ``math_reward(prompts, completions, **kwargs)``         a list of floats
-OpenRLHF    ``reward_func(queries, prompts, labels)``               ``{"rewards", "scores",
-                                                                   "extra_logs"}`` (tensors)
-==========  =====================================================  ==========================
+* verl: ``compute_score(data_source, solution_str, ground_truth, extra_info=None)`` returns a
+  float; the batch manager's ``compute_score_batch(data_sources, solution_strs, ground_truths,
+  extra_infos)`` a list of floats.
+* TRL: ``math_reward(prompts, completions, **kwargs)`` returns a list of floats; the dataset's
+  ``answer`` column arrives as a keyword.
+* OpenRLHF: ``reward_func(queries, prompts, labels)`` returns ``{"rewards", "scores",
+  "extra_logs"}`` (tensors).
 
 The module-level functions share one lazily created :class:`MathReward` per process (5 s
 timeout, one worker per core). For other settings build your own and expose its methods, e.g.
