@@ -79,7 +79,8 @@ class MathHintEnv(gym.Env[str, str]):
         dataset: ``"procedural"`` (default: generated problems, no files needed), a dataset
             name known to :func:`seele_env.loaders.load_problems` (``"gsm8k"``, ``"math"``,
             ``"math500"``, ...), ``"file"``, or a Hugging Face hub id.
-        data_path: Local file or folder for ``dataset`` (else the hub is used).
+        data_path: Local file or folder for ``dataset`` (else the hub is used), or a loaded
+            ``datasets.Dataset``, read as its file would be.
         split: Dataset split, e.g. ``"train"`` or ``"test"``; ``None`` (default) takes the
             dataset's own default (``train`` for training sets, ``test`` for evaluation sets).
         fields: Field mapping for ``"file"`` / hub datasets, e.g. ``{"question": "prompt"}``.
@@ -111,7 +112,7 @@ class MathHintEnv(gym.Env[str, str]):
         self,
         dataset: str = "procedural",
         *,
-        data_path: str | os.PathLike[str] | None = None,
+        data_path: str | os.PathLike[str] | Any | None = None,
         split: str | None = None,
         fields: Mapping[str, str] | None = None,
         limit: int | None = None,
@@ -175,7 +176,7 @@ class MathHintEnv(gym.Env[str, str]):
     @staticmethod
     def _load(
         dataset: str,
-        data_path: str | os.PathLike[str] | None,
+        data_path: str | os.PathLike[str] | Any | None,
         split: str | None,
         fields: Mapping[str, str] | None,
         limit: int | None,
