@@ -367,7 +367,7 @@ def test_parquet_without_pyarrow(tmp_path, monkeypatch):
     path = tmp_path / "rows.parquet"
     path.write_bytes(b"PAR1")
     monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)
-    with pytest.raises(DatasetError, match=r'pip install "seele\[data\]"'):
+    with pytest.raises(DatasetError, match=r'pip install "seele-rl\[data\]"'):
         load_problems("file", data_path=path)
 
 
@@ -506,7 +506,7 @@ def test_hub_without_datasets_package(monkeypatch):
     monkeypatch.setitem(sys.modules, "datasets", None)
     with pytest.raises(
         DatasetError,
-        match=r'needs the `datasets` package: pip install "seele\[data\]", or pass data_path=',
+        match=r'needs the `datasets` package: pip install "seele-rl\[data\]", or pass data_path=',
     ):
         load_problems("math500")
     with pytest.raises(DatasetError, match="data_path= is not used with the hub id"):
