@@ -111,9 +111,18 @@ if [[ $bench == 1 ]]; then
         --workers "$WORKERS" --threads 1 --output-dir "$work/bench-$preset"
         --set "model.name=$model" --set "model.device=$device" "${sizes[@]}")
     log "bench: seele bench curricula ${args[*]}"
+    # timeout leads its own process group: at the budget it signals the whole bench (SIGTERM),
+    # and what is left afterwards is killed by that group's id. A pool worker whose run was
+    # interrupted waits for work from a parent that is gone and would otherwise never exit.
     status=0
-    timeout --signal=INT --kill-after=30 "$BENCH_S" "$py" -m seele_agents bench curricula \
-        "${args[@]}" 2>&1 | tee "$out_dir/bench.log" || status=$?
+    : >"$out_dir/bench.log"
+    timeout --kill-after=15 "$BENCH_S" "$py" -m seele_agents bench curricula "${args[@]}" \
+        >"$out_dir/bench.log" 2>&1 &
+    group=$!
+    tail -n +1 --pid="$group" -f "$out_dir/bench.log" &
+    wait "$group" || status=$?
+    kill -KILL -- "-$group" 2>/dev/null || true
+    wait
     if [[ $status != 0 ]]; then
         log "bench stopped (exit $status) after its ${BENCH_S}s budget or an error; the runs" \
             "that finished (run the same command again to resume the rest):"
@@ -154,7 +163,9 @@ if [[ $smollm2 == 1 ]]; then
                 "(run again to resume it)"
         cp "$work/eval-smollm2/results.md" "$out_dir/smollm2-eval.md" 2>/dev/null || true
         # float32: with model.dtype auto (pure bfloat16 on CUDA) AdamW's steps of ~lr = 1e-6
-        # are far below a weight's rounding step (~1e-4) and would mostly vanish.
+        # are far below a weight's rounding step (~1e-4) and would mostly vanish. Micro-batches
+        # of 16: each holds float32 logits over the 49k-token vocabulary (micro-batches of 32
+        # and 64 sequences took 21 GB of host memory on CPU).
         log "SmolLM2: a short SEELE run on GSM8K (per-round accuracies below)"
         timeout --signal=INT "$SMOLLM2_TRAIN_S" "$py" -m seele_agents train \
             --config examples/configs/smollm2_gsm8k.yaml --set "env.data_path=$data/gsm8k" \
@@ -164,7 +175,8 @@ if [[ $smollm2 == 1 ]]; then
             --set "generation.max_new_tokens=${SMOLLM2_TRAIN_TOKENS:-256}" \
             --set "eval.num_problems=${SMOLLM2_LIMIT:-100}" \
             --set eval.every_steps=0 --set eval.samples=0 --set eval.hint_curve=false \
-            --set algo.micro_batch_size=32 --set algo.minibatch_size=0 --set checkpoint_every=0 \
+            --set "algo.micro_batch_size=${SMOLLM2_MICRO:-16}" --set algo.minibatch_size=0 \
+            --set checkpoint_every=0 \
             --set log.progress=false --set "output_dir=$work/smollm2-train" 2>&1 \
             | tee "$out_dir/smollm2-train.log" \
             || log "SmolLM2 training stopped: its ${SMOLLM2_TRAIN_S}s budget or the error above"
