@@ -76,6 +76,46 @@ def test_realise_matches_hand_values(rate: float, n_units: int, expected: float)
     assert realise(rate, n_units) == pytest.approx(expected)
 
 
+@pytest.mark.parametrize(
+    ("rate", "n_units", "kwargs", "expected"),
+    [
+        (1.0, 5, {"keep_answer_out": True}, 4 / 5),  # the last step is left to do
+        (0.95, 2, {"keep_answer_out": True}, 1 / 2),
+        (0.3, 5, {"keep_answer_out": True}, 2 / 5),  # below the cap: untouched
+        (1.0, 1, {"keep_answer_out": True}, 0.0),  # one unit: no hint at all
+        (0.5, 3, {"max_rate": 0.5}, 1 / 3),  # 2 of 3 would exceed 0.5: floor(1.5) = 1
+        (0.8, 5, {"max_rate": 0.8}, 4 / 5),  # exactly at the cap
+        (1.0, 4, {"max_rate": 0.9, "keep_answer_out": True}, 3 / 4),
+    ],
+)
+def test_realise_caps_by_hand(rate, n_units, kwargs, expected) -> None:
+    assert realise(rate, n_units, **kwargs) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("name", sorted(CURRICULA))
+def test_keep_answer_out_never_shows_the_last_step(verifier, name) -> None:
+    # Running totals: the last step line is the only one holding the answer. Every outcome is
+    # wrong, so SEELE and bisection push their rates up as far as they go; UFT starts at 1.
+    env = MathHintEnv(num_problems=12, families=["running"], difficulty=(1, 4), verifier=verifier)
+    curriculum = make_curriculum(name, env, num_rounds=3, group_size=2, keep_answer_out=True)
+    shown = []
+    for _ in range(3 * 3 * 2 * 3):
+        _, info = curriculum.reset()
+        shown.append(info["hint_len"] / info["n_units"])
+        assert info["hint_len"] <= info["n_units"] - 1, (name, info["hint_rate"])
+        assert f"Step {info['n_units']}:" not in info["hint_text"]  # the answer's line
+        curriculum.step("no answer")
+    if name in ("seele", "bisection", "uft"):
+        assert max(shown) >= 0.74, name  # the cap was reached, not just never asked for
+
+
+def test_caps_are_validated(math_env) -> None:
+    with pytest.raises(EnvUsageError, match="max_hint_rate"):
+        SEELE(math_env, max_hint_rate=1.5)
+    with pytest.raises(EnvUsageError, match="keep_answer_out"):
+        FixedRate(math_env, keep_answer_out="yes")
+
+
 def test_realised_rate_is_the_rate_the_env_shows(math_env) -> None:
     curriculum = FixedRate(math_env, hint_rate=0.4)
     for _ in range(10):

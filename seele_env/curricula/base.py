@@ -28,6 +28,7 @@ Subclasses implement :meth:`Curriculum._choose` (and, when they keep state,
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, SupportsFloat
@@ -83,6 +84,10 @@ class Curriculum(gym.Wrapper[str, str, str, str]):
         frozen: Evaluation mode: choose rates from the current state, record nothing.
         seed: Seed of the curriculum's own RNG (problem sampling, random rates);
             ``reset(seed=...)`` reseeds it.
+        max_hint_rate: No hint longer than this share of the solution (rounded down to whole
+            units), whatever the curriculum asks for.
+        keep_answer_out: Never show the last unit of a solution, the one that holds the
+            answer: the rate is capped at ``(|y|-1)/|y|`` per problem (as SEELE's cold start).
     """
 
     name: ClassVar[str] = "curriculum"
@@ -95,6 +100,8 @@ class Curriculum(gym.Wrapper[str, str, str, str]):
         num_rounds: int = 1,
         frozen: bool = False,
         seed: int | None = None,
+        max_hint_rate: float = 1.0,
+        keep_answer_out: bool = False,
     ) -> None:
         super().__init__(env)
         base = env.unwrapped
@@ -106,6 +113,16 @@ class Curriculum(gym.Wrapper[str, str, str, str]):
         self.group_size = _positive_int("group_size", group_size)
         self.num_rounds = _positive_int("num_rounds", num_rounds)
         self.frozen = bool(frozen)
+        if isinstance(max_hint_rate, bool) or not isinstance(max_hint_rate, (int, float)):
+            raise EnvUsageError(f"max_hint_rate={max_hint_rate!r} must be a number in [0, 1].")
+        if not 0.0 <= max_hint_rate <= 1.0:  # also rejects NaN
+            raise EnvUsageError(
+                f"max_hint_rate={max_hint_rate!r} must be in [0, 1] (1 = no cap on the hint)."
+            )
+        self.max_hint_rate = float(max_hint_rate)
+        if not isinstance(keep_answer_out, (bool, np.bool_)):
+            raise EnvUsageError(f"keep_answer_out={keep_answer_out!r} must be true or false.")
+        self.keep_answer_out = bool(keep_answer_out)
         self.step_count = 0
         self.dropped_outcomes = 0
         self._visits: dict[str, Visit] = {}
@@ -203,6 +220,12 @@ class Curriculum(gym.Wrapper[str, str, str, str]):
         self._serving = None
         self.step_count += 1
         self._end_step()
+
+    def realise(self, rate: float, n_units: int) -> float:
+        """The rate shown for a desired ``rate``: whole units, within this curriculum's caps."""
+        return realise(
+            rate, n_units, max_rate=self.max_hint_rate, keep_answer_out=self.keep_answer_out
+        )
 
     def round_of(self, problem_id: str) -> int:
         """The 1-based round the problem is in within the current visit."""
@@ -315,7 +338,7 @@ class Curriculum(gym.Wrapper[str, str, str, str]):
         if rates.shape != (len(problem_ids),) or not np.all(np.isfinite(rates)):
             raise RuntimeError(f"{type(self).__name__}._choose returned bad rates {rates!r}")
         for i, visit in enumerate(visits):
-            visit.rate = realise(rates[i], int(n_units[i]))
+            visit.rate = self.realise(rates[i], int(n_units[i]))
             visit.details = {
                 k: float(details[k][i])
                 for k in DETAIL_KEYS
@@ -385,19 +408,31 @@ class Curriculum(gym.Wrapper[str, str, str, str]):
         }
 
 
-def realise(rate: float, n_units: int) -> float:
-    """The rate the env actually shows: ``l/|y|`` with ``l = hint_length(rate, |y|)``.
+def realise(
+    rate: float, n_units: int, *, max_rate: float = 1.0, keep_answer_out: bool = False
+) -> float:
+    """The rate the env actually shows: ``l/|y|`` with ``l = hint_length(rate, |y|)``, capped.
+
+    ``max_rate`` caps ``l`` at ``floor(max_rate·|y|)`` units; ``keep_answer_out`` at ``|y|-1``
+    (the last unit, which holds the answer, is never shown).
 
     Example:
         >>> realise(0.5, 3)  # l = floor(1.5 + 0.5) = 2 of 3 units
         0.6666666666666666
         >>> realise(0.7, 0)  # answer-only problem: no hint at all
         0.0
+        >>> realise(1.0, 5, keep_answer_out=True)  # 4 of 5 steps: the last is left to do
+        0.8
+        >>> realise(0.5, 3, max_rate=0.5)  # 2 of 3 would exceed 0.5: floor(1.5) = 1 unit
+        0.3333333333333333
     """
     if n_units <= 0:
         return 0.0
     clipped = min(max(float(rate), 0.0), 1.0)
-    return hint_length(clipped, n_units) / n_units
+    length = min(hint_length(clipped, n_units), math.floor(max_rate * n_units + 1e-9))
+    if keep_answer_out:
+        length = min(length, n_units - 1)
+    return length / n_units
 
 
 def find_curriculum(env: gym.Env[Any, Any]) -> Curriculum:

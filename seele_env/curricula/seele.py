@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from seele_env.curricula.base import Curriculum, Visit, check_target_accuracy, realise
+from seele_env.curricula.base import Curriculum, Visit, check_target_accuracy
 from seele_env.errors import EnvUsageError
 from seele_env.irt import FitBounds, fit_curves, invert_curve
 
@@ -39,6 +39,9 @@ class SEELE(Curriculum):
         bounds: Box bounds of the fit (:class:`~seele_env.irt.FitBounds`).
         frozen: Evaluation mode: rates from the stored state, nothing recorded.
         seed: Seed of the problem sampling of plain ``reset()`` calls.
+        max_hint_rate: Cap on the rate shown (see :class:`~seele_env.curricula.Curriculum`).
+        keep_answer_out: Never show a solution's last unit (see
+            :class:`~seele_env.curricula.Curriculum`).
     """
 
     name = "seele"
@@ -56,10 +59,13 @@ class SEELE(Curriculum):
         bounds: FitBounds | None = None,
         frozen: bool = False,
         seed: int | None = None,
+        max_hint_rate: float = 1.0,
+        keep_answer_out: bool = False,
     ) -> None:
         super().__init__(
-            env, group_size=group_size, num_rounds=num_rounds, frozen=frozen, seed=seed
-        )
+            env, group_size=group_size, num_rounds=num_rounds, frozen=frozen, seed=seed,
+            max_hint_rate=max_hint_rate, keep_answer_out=keep_answer_out,
+        )  # fmt: skip
         if isinstance(first_visit_rate, str):
             if first_visit_rate not in FIRST_VISIT_RULES:
                 raise EnvUsageError(
@@ -124,7 +130,7 @@ class SEELE(Curriculum):
             return
         rates, fit = self._fit(visits)
         for i, pid in enumerate(problem_ids):
-            rate = realise(rates[i], base.n_units(pid))
+            rate = self.realise(rates[i], base.n_units(pid))
             self._stored[pid] = (rate, float(fit.k[i]), float(fit.mu[i]), float(fit.b[i]))
 
     def _get_state(self) -> dict[str, Any]:
