@@ -62,6 +62,7 @@ class Episode:
         reward: The env's reward.
         correct: Whether the verified answer was right (what the curriculum records).
         sample: The generated tokens and text.
+        units_left: Units of the reference solution not shown in the hint (``|y| - l``).
     """
 
     problem_id: str
@@ -71,6 +72,7 @@ class Episode:
     reward: float
     correct: bool
     sample: Sample
+    units_left: int = 0
 
 
 @dataclass
@@ -220,8 +222,9 @@ def collect_rollouts(
                 _, info = env.reset(options=o)
                 _, reward, *_, info = env.step(sample.text)
                 rate = float(info["hint_rate"])
+                left = int(info["n_units"]) - int(info["hint_len"])
                 episodes.append(Episode(o["problem_id"], g, r, rate, float(reward),
-                                        bool(info["correct"]), sample))  # fmt: skip
+                                        bool(info["correct"]), sample, left))  # fmt: skip
                 group.append(float(info["correct"]))
             outcomes.append(group)
         seconds["env"] += time.perf_counter() - start
@@ -313,4 +316,12 @@ def _metrics(
     }
     for r, accuracy in enumerate(round_accuracy):
         metrics[f"curriculum/accuracy_round{r + 1}"] = accuracy
+    rounds: dict[tuple[int, int], set[bool]] = {}
+    for e in batch.episodes:
+        rounds.setdefault((e.group, e.round), set()).add(e.correct)
+    if rounds:  # rounds whose n rollouts (one problem, one hint rate) disagree
+        metrics["curriculum/mixed_rounds"] = float(np.mean([len(o) > 1 for o in rounds.values()]))
+    left = np.array([e.units_left for e in batch.episodes])
+    for k in np.unique(left):  # the hint histogram, in solution units left to do
+        metrics[f"curriculum/units_left_{k}"] = float(np.mean(left == k))
     return metrics

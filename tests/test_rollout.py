@@ -111,6 +111,33 @@ def test_outcomes_reach_the_curriculum(tiny):
             assert went_down
         elif rates[(pid, 0)] < 1:
             assert went_up or rates[(pid, 1)] == 1
+    # A problem is solved by all of its rollouts or none: no round has mixed outcomes.
+    assert batch.metrics["curriculum/mixed_rounds"] == 0.0
+    # The hint histogram, in solution units left to do, counted again by hand.
+    left = [base.n_units(e.problem_id) - round(e.hint_rate * base.n_units(e.problem_id))
+            for e in batch.episodes]  # fmt: skip
+    assert [e.units_left for e in batch.episodes] == left
+    shares = {k: v for k, v in batch.metrics.items() if k.startswith("curriculum/units_left_")}
+    assert shares == {f"curriculum/units_left_{k}": left.count(k) / len(left) for k in set(left)}
+
+
+def test_mixed_rounds_counts_rounds_that_disagree(tiny):
+    """One problem solved only by its first rollout of each round: every round is mixed."""
+    from seele_agents.rollout import _metrics
+
+    _, tokenizer = tiny
+    env = gym.make("seele/SEELE-v0", num_rounds=2, group_size=2, template="plain")
+    base = env.unwrapped
+    answers = {p.question: p.answer for p in base.problems}
+    batch = collect_rollouts(env, ScriptedGenerator(tokenizer, answers, set()), num_problems=3)
+    for e in batch.episodes[::2]:  # the first rollout of each (problem, round) group of 2
+        e.correct = True
+    assert _metrics(batch, [0.5, 0.5], dict.fromkeys(("generation", "env", "curriculum", "sync"),
+                    0.0))["curriculum/mixed_rounds"] == 1.0  # fmt: skip
+    batch.episodes[0].correct = False  # problem 0, round 0: now all wrong
+    metrics = _metrics(batch, [0.5, 0.5], dict.fromkeys(("generation", "env", "curriculum",
+                       "sync"), 0.0))  # fmt: skip
+    assert metrics["curriculum/mixed_rounds"] == pytest.approx(5 / 6)
 
 
 def test_prompt_placement_has_no_hint_tokens(generator):
