@@ -8,7 +8,7 @@ accuracy (no hint, greedy) of each run, mean ± standard deviation over seeds pe
 learning curves against rollouts spent (``curves.png``), a markdown table (``results.md``) and
 everything as JSON (``results.json``).
 
-    seele bench                                   # = seele bench curricula --preset cpu
+    seele bench                                   # = seele bench curricula --preset hints
     seele bench curricula --preset smoke          # a minute: checks the plumbing only
     seele bench curricula --curricula none seele --seeds 0 1 2 3 --workers 2
     seele bench curricula --config my.yaml --set steps=200 --output-dir runs/bench-gsm8k
@@ -42,7 +42,9 @@ LINEUP: dict[str, tuple[str, dict[str, Any]]] = {
     "questa": ("questa", {}),  # 50% of the solution, then 25% from half-way
     "bisection": ("bisection", {}),
     "dynamic": ("dynamic", {}),  # DAPO-style: skip problems whose groups were all 0 or all 1
+    "random": ("random", {}),  # a uniform random rate in [0, 1] per problem and round
     "seele": ("seele", {}),
+    "seele-capped": ("seele", {"keep_answer_out": True}),  # never the last step (the answer)
 }
 
 # name -> (description, config overrides, curricula, seeds). Overrides use `--set` syntax.
@@ -72,6 +74,20 @@ PRESETS: dict[str, tuple[str, list[str], list[str], list[int]]] = {
         ],
         list(LINEUP),
         [0, 1, 2],
+    ),
+    "hints": (
+        "tiny Llama warmed up only part-way (per-step accuracy ~0.5), 5-step running totals "
+        "it rarely finishes without a hint; every curriculum, 5 seeds",
+        [
+            "steps=20",
+            "sft.target_step_accuracy=0.5",
+            "sft.check_every=50",
+            "eval.every_steps=10",
+            "eval.samples=2",
+            "eval.hint_curve=false",
+        ],
+        list(LINEUP),
+        [0, 1, 2, 3, 4],
     ),
     "smoke": (
         "seconds per run: checks the plumbing, measures nothing",
@@ -144,6 +160,31 @@ def paired_differences(a: dict[int, float], b: dict[int, float]) -> tuple[float,
     seeds = sorted(set(a) & set(b))
     mean, sd = mean_std([a[s] - b[s] for s in seeds])
     return mean, sd, len(seeds)
+
+
+def confidence_interval(mean: float, sd: float, n: int, level: float = 0.95) -> tuple[float, float]:
+    """Student-t interval of a mean from ``n`` values: ``mean ± t(level, n-1)·sd/√n``.
+
+    NaN bounds when ``n < 2`` (no spread to go on).
+
+    Example:
+        >>> low, high = confidence_interval(0.10, 0.05, 5)  # t(0.975, 4) = 2.776
+        >>> round(low, 4), round(high, 4)
+        (0.0379, 0.1621)
+    """
+    if n < 2 or math.isnan(mean):
+        return math.nan, math.nan
+    from scipy.stats import t
+
+    half = float(t.ppf(0.5 + level / 2, n - 1)) * sd / math.sqrt(n)
+    return mean - half, mean + half
+
+
+def paired_comparison(a: dict[Any, float], b: dict[Any, float]) -> dict[str, float]:
+    """``a - b`` paired by seed: mean, sd, n and the 95% interval of the mean difference."""
+    mean, sd, n = paired_differences(a, b)
+    low, high = confidence_interval(mean, sd, n)
+    return {"mean": mean, "sd": sd, "n": n, "low": low, "high": high}
 
 
 # --- running ------------------------------------------------------------------------------------
@@ -284,55 +325,92 @@ def run_bench(spec: BenchSpec, echo: Any = print) -> dict[str, Any]:
 # --- results ------------------------------------------------------------------------------------
 
 
-def collect(spec: BenchSpec) -> dict[str, Any]:
-    """Per-run figures and per-curriculum statistics, read back from the runs' folders."""
+def _run_figures(folder: Path, per_step: int) -> dict[str, Any]:
+    """One finished run's figures, from its ``bench_summary.json`` and ``metrics.jsonl``."""
     from seele_agents.tracking import read_metrics
 
+    summary = json.loads((folder / "bench_summary.json").read_text(encoding="utf-8"))
+    records = read_metrics(folder / "metrics.jsonl")
+    steps = [r for r in records if "reward/accuracy" in r]
+    last = steps[-max(1, len(steps) // 4) :]  # the last quarter of the run
+
+    def series(key: str, rows: list[dict[str, Any]]) -> list[list[float]]:
+        return [[r["step"] * per_step, r[key]] for r in rows if r.get(key) is not None]
+
+    rounds: dict[str, list[float]] = {}  # round -> training accuracy of each step
+    for r in steps:
+        for key, value in r.items():
+            if key.startswith("curriculum/accuracy_round") and value is not None:
+                rounds.setdefault(key.removeprefix("curriculum/accuracy_round"), []).append(value)
+    left: dict[str, float] = {}  # units of the solution left to do -> share of rollouts
+    for r in steps:
+        for key, value in r.items():
+            if key.startswith("curriculum/units_left_"):
+                k = key.rsplit("_", 1)[1]
+                left[k] = left.get(k, 0.0) + value / len(steps)
+    return {
+        "accuracy_before": summary["accuracy_before"],
+        "accuracy_after": summary["accuracy_after"],
+        "sampled_before": summary.get("accuracy_sampled_before", math.nan),
+        "sampled_after": summary.get("accuracy_sampled_after", math.nan),
+        "seconds": summary["seconds"],
+        "curve": series("eval/accuracy", records),
+        "curve_sampled": series("eval/accuracy_sampled", records),
+        "hint_rate": series("curriculum/hint_rate", steps),
+        "train_accuracy": series("reward/accuracy", steps),
+        "mixed": series("curriculum/mixed_rounds", steps),
+        "train_accuracy_last": mean_std([r["reward/accuracy"] for r in last])[0],
+        "hint_rate_mean": mean_std([r["curriculum/hint_rate"] for r in steps])[0],
+        # Rounds (n rollouts of one problem at one rate) whose outcomes disagree.
+        "mixed_share": mean_std([r.get("curriculum/mixed_rounds", math.nan) for r in steps])[0],
+        "units_left": dict(sorted(left.items(), key=lambda kv: int(kv[0]))),
+        "round_accuracy": {k: mean_std(v)[0] for k, v in sorted(rounds.items())},
+        "step_s": mean_std([r["time/step_s"] for r in steps])[0],
+    }
+
+
+def collect(spec: BenchSpec) -> dict[str, Any]:
+    """Per-run figures and per-curriculum statistics, read back from the runs' folders."""
     per_step = spec.rollouts_per_step
     curricula: dict[str, Any] = {}
     for label in spec.curricula:
         runs = {}
         for seed in spec.seeds:
             folder = run_folder(spec, label, seed)
-            summary_path = folder / "bench_summary.json"
-            if not summary_path.exists():
-                continue
-            summary = json.loads(summary_path.read_text(encoding="utf-8"))
-            records = read_metrics(folder / "metrics.jsonl")
-            steps = [r for r in records if "reward/accuracy" in r]
-            last = steps[-max(1, len(steps) // 4) :]  # the last quarter of the run
-            runs[str(seed)] = {  # str: the same keys as in results.json
-                "accuracy_before": summary["accuracy_before"],
-                "accuracy_after": summary["accuracy_after"],
-                "seconds": summary["seconds"],
-                "curve": [
-                    [r["step"] * per_step, r["eval/accuracy"]]
-                    for r in records
-                    if r.get("eval/accuracy") is not None
-                ],
-                "hint_rate": [[r["step"] * per_step, r["curriculum/hint_rate"]] for r in steps],
-                "train_accuracy": [[r["step"] * per_step, r["reward/accuracy"]] for r in steps],
-                "train_accuracy_last": mean_std([r["reward/accuracy"] for r in last])[0],
-                "hint_rate_mean": mean_std([r["curriculum/hint_rate"] for r in steps])[0],
-                "step_s": mean_std([r["time/step_s"] for r in steps])[0],
-            }
-        after = [r["accuracy_after"] for r in runs.values()]
-        gains = [r["accuracy_after"] - r["accuracy_before"] for r in runs.values()]
+            if (folder / "bench_summary.json").exists():
+                runs[str(seed)] = _run_figures(folder, per_step)  # str: as in results.json
+        values = list(runs.values())
+        left: dict[str, float] = {}
+        for r in values:
+            for k, share in r["units_left"].items():
+                left[k] = left.get(k, 0.0) + share / len(values)
         curricula[label] = {
             "runs": runs,
-            "accuracy_after": mean_std(after),
-            "gain": mean_std(gains),
-            "train_accuracy_last": mean_std([r["train_accuracy_last"] for r in runs.values()]),
-            "hint_rate_mean": mean_std([r["hint_rate_mean"] for r in runs.values()])[0],
-            "step_s": mean_std([r["step_s"] for r in runs.values()])[0],
+            "accuracy_after": mean_std([r["accuracy_after"] for r in values]),
+            "gain": mean_std([r["accuracy_after"] - r["accuracy_before"] for r in values]),
+            "sampled_after": mean_std([r["sampled_after"] for r in values]),
+            "sampled_gain": mean_std([r["sampled_after"] - r["sampled_before"] for r in values]),
+            "train_accuracy_last": mean_std([r["train_accuracy_last"] for r in values]),
+            "hint_rate_mean": mean_std([r["hint_rate_mean"] for r in values])[0],
+            "mixed_share": mean_std([r["mixed_share"] for r in values])[0],
+            "units_left": dict(sorted(left.items(), key=lambda kv: int(kv[0]))),
+            "round_accuracy": {
+                k: mean_std([r["round_accuracy"][k] for r in values])[0]
+                for k in (values[0]["round_accuracy"] if values else {})
+            },
+            "step_s": mean_std([r["step_s"] for r in values])[0],
         }
-    comparisons = {}
+    comparisons, sampled = {}, {}
     if "none" in curricula:
-        base = {s: r["accuracy_after"] for s, r in curricula["none"]["runs"].items()}
+        runs = curricula["none"]["runs"]
+        base = {s: r["accuracy_after"] for s, r in runs.items()}
+        base_sampled = {s: r["sampled_after"] for s, r in runs.items()}
         for label, c in curricula.items():
             if label != "none":
                 mine = {s: r["accuracy_after"] for s, r in c["runs"].items()}
-                comparisons[label] = paired_differences(mine, base)
+                comparisons[label] = paired_comparison(mine, base)
+                mine = {s: r["sampled_after"] for s, r in c["runs"].items()}
+                sampled[label] = paired_comparison(mine, base_sampled)
     from seele_agents.config import config_to_dict
 
     return {
@@ -342,8 +420,10 @@ def collect(spec: BenchSpec) -> dict[str, Any]:
         "steps": spec.base.steps,
         "seeds": spec.seeds,
         "eval_problems": spec.base.eval.num_problems,
+        "eval_samples": spec.base.eval.samples,
         "curricula": curricula,
         "minus_none": comparisons,
+        "minus_none_sampled": sampled,
         "timings": spec.timings,
         "config": config_to_dict(spec.base),
     }
@@ -354,33 +434,59 @@ def _pm(pair: Sequence[float], digits: int = 3) -> str:
     return "—" if math.isnan(mean) else f"{mean:.{digits}f} ± {sd:.{digits}f}"
 
 
+def _diff(c: dict[str, float] | None) -> str:
+    if c is None:
+        return "—"
+    if math.isnan(c["low"]):
+        return f"{c['mean']:+.3f}"
+    return f"{c['mean']:+.3f} [{c['low']:+.3f}, {c['high']:+.3f}]"
+
+
 def format_table(results: dict[str, Any]) -> str:
-    """The markdown table: one row per curriculum, statistics over seeds."""
+    """The markdown tables: one row per curriculum (statistics over seeds), then per seed."""
+    k = results.get("eval_samples", 0)
     lines = [
         f"{results['steps']} steps × {results['rollouts_per_step']} rollouts = "
         f"{results['rollouts_per_run']:,} rollouts per run; seeds {results['seeds']}; held-out "
-        f"= {results['eval_problems']} problems, no hint, greedy (mean ± sd over seeds).",
+        f"= {results['eval_problems']} problems, no hint; greedy and avg@{k} (sampled at the "
+        "training temperature); mean ± sd over seeds; minus none = paired by seed, mean "
+        "[95% t-interval].",
         "",
-        "| curriculum | held-out after | gain over start | minus none (paired) | per seed "
-        "| train accuracy, last quarter | mean hint rate | s/step |",
-        "|---|---:|---:|---:|---|---:|---:|---:|",
+        f"| curriculum | greedy after | gain | minus none | avg@{k} after | gain "
+        "| minus none | mixed rounds | hint rate | rollouts by steps left to do "
+        "| training accuracy by round | s/step |",
+        "|---|---:|---:|---|---:|---:|---|---:|---:|---|---|---:|",
     ]
     for label, c in results["curricula"].items():
-        seeds = " / ".join(
-            f"{r['accuracy_before']:.3f}→{r['accuracy_after']:.3f}" for r in c["runs"].values()
-        )
-        diff = results["minus_none"].get(label)
-        diff_text = "—" if diff is None else f"{diff[0]:+.3f} ± {diff[1]:.3f}"
+        left = " ".join(f"{u}:{share:.2f}" for u, share in c["units_left"].items())
         lines.append(
-            f"| {label} | {_pm(c['accuracy_after'])} | {_pm(c['gain'])} | {diff_text} "
-            f"| {seeds} | {_pm(c['train_accuracy_last'], 2)} | {c['hint_rate_mean']:.2f} "
+            f"| {label} | {_pm(c['accuracy_after'])} | {_pm(c['gain'])} "
+            f"| {_diff(results['minus_none'].get(label))} | {_pm(c['sampled_after'])} "
+            f"| {_pm(c['sampled_gain'])} | {_diff(results['minus_none_sampled'].get(label))} "
+            f"| {c['mixed_share']:.2f} | {c['hint_rate_mean']:.2f} | {left} "
+            f"| {' / '.join(f'{a:.2f}' for a in c['round_accuracy'].values())} "
             f"| {c['step_s']:.1f} |"
         )
+    lines += ["", "Per seed, held-out greedy before → after (sampled after):", ""]
+    lines += ["| curriculum | " + " | ".join(f"seed {s}" for s in results["seeds"]) + " |"]
+    lines += ["|---|" + "---|" * len(results["seeds"])]
+    for label, c in results["curricula"].items():
+        cells = []
+        for seed in results["seeds"]:
+            r = c["runs"].get(str(seed))
+            cells.append(
+                "—"
+                if r is None
+                else f"{r['accuracy_before']:.3f}→{r['accuracy_after']:.3f} "
+                f"({r['sampled_after']:.3f})"
+            )
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 def plot_curves(results: dict[str, Any], path: Path) -> Path:
-    """Held-out accuracy, training accuracy and hint rate against rollouts, mean ± sd bands."""
+    """Held-out accuracy (greedy, sampled), training accuracy, mixed groups and hint rate
+    against rollouts spent, mean ± sd bands over seeds."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -389,25 +495,54 @@ def plot_curves(results: dict[str, Any], path: Path) -> Path:
 
     panels = (
         ("curve", "held-out accuracy (no hint, greedy)"),
+        ("curve_sampled", "held-out avg@k (no hint, sampled)"),
         ("train_accuracy", "training accuracy (with hints)"),
+        ("mixed", "rounds with mixed outcomes"),
         ("hint_rate", "mean hint rate"),
     )
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.3 * len(panels), 3.4))
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.8 * len(panels), 3.4))
     for ax, (key, title) in zip(axes, panels, strict=True):
         for label, c in results["curricula"].items():
-            series = [r[key] for r in c["runs"].values() if r[key]]
+            series = [r.get(key) for r in c["runs"].values() if r.get(key)]
             if not series:
                 continue
             n = min(len(s) for s in series)
             x = np.array([p[0] for p in series[0][:n]])
             y = np.array([[p[1] for p in s[:n]] for s in series])
             mean, sd = y.mean(0), y.std(0, ddof=1) if len(y) > 1 else np.zeros(n)
-            (line,) = ax.plot(x, mean, label=label, lw=2 if label == "seele" else 1.2)
+            (line,) = ax.plot(x, mean, label=label, lw=2 if label.startswith("seele") else 1.2)
             ax.fill_between(x, mean - sd, mean + sd, color=line.get_color(), alpha=0.12)
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("rollouts")
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def plot_hints(results: dict[str, Any], path: Path) -> Path:
+    """The realised hints as a histogram: share of training rollouts by solution units left."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    curricula = results["curricula"]
+    units = sorted({int(u) for c in curricula.values() for u in c["units_left"]})
+    fig, ax = plt.subplots(figsize=(1.2 + 0.9 * max(1, len(units)) * 1.6, 3.4))
+    width = 0.8 / max(1, len(curricula))
+    for i, (label, c) in enumerate(curricula.items()):
+        shares = [c["units_left"].get(str(u), 0.0) for u in units]
+        ax.bar(np.arange(len(units)) + i * width, shares, width, label=label)
+    ax.set_xticks(np.arange(len(units)) + 0.4 - width / 2, [str(u) for u in units])
+    ax.set_xlabel("solution steps left to do (0 = the whole solution, answer included, given)")
+    ax.set_ylabel("share of training rollouts")
+    ax.legend(fontsize=7, ncol=2)
+    ax.grid(alpha=0.3, axis="y")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
@@ -421,6 +556,7 @@ def write_results(spec: BenchSpec, results: dict[str, Any]) -> None:
     write_atomic(out / "results.json", json.dumps(results, indent=1))
     write_atomic(out / "results.md", format_table(results) + "\n")
     plot_curves(results, out / "curves.png")
+    plot_hints(results, out / "hints.png")
 
 
 # --- command line -------------------------------------------------------------------------------
@@ -429,7 +565,7 @@ def write_results(spec: BenchSpec, results: dict[str, Any]) -> None:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``seele bench curricula``."""
     parser.add_argument(
-        "--preset", default="cpu", choices=sorted(PRESETS),
+        "--preset", default="hints", choices=sorted(PRESETS),
         help="; ".join(f"{k}: {v[0]}" for k, v in PRESETS.items()),
     )  # fmt: skip
     parser.add_argument("--config", help="a YAML training config applied over the preset")
@@ -499,9 +635,10 @@ def run(args: argparse.Namespace) -> int:
         return 130
     print()
     print(format_table(results))
-    for label, (mean, sd, n) in results["minus_none"].items():
-        if label == "seele":
-            print(f"\nSEELE minus plain GRPO (no hint), paired by seed: {mean:+.3f} ± {sd:.3f} "
-                  f"(n = {n}); positive = SEELE ahead.")  # fmt: skip
-    print(f"\nresults: {spec.output_dir / 'results.md'}, curves: {spec.output_dir / 'curves.png'}")
+    for label, c in results["minus_none"].items():
+        if label.startswith("seele"):
+            print(f"\n{label} minus plain GRPO, held-out greedy, paired by seed (n = {c['n']}): "
+                  f"{_diff(c)}; positive = SEELE ahead.")  # fmt: skip
+    out = spec.output_dir
+    print(f"\nresults: {out / 'results.md'}, plots: {out / 'curves.png'}, {out / 'hints.png'}")
     return 0

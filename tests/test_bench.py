@@ -30,6 +30,22 @@ def test_paired_differences_use_common_seeds_only():
     assert mean == pytest.approx(0.2) and sd == pytest.approx(math.sqrt(0.02))
 
 
+def test_confidence_interval_by_hand():
+    # Differences 0.1, 0.3, 0.4 (seed 3 is not in both): mean 0.26667, sd 0.15275,
+    # t(0.975, 2) = 4.3027, half-width 4.3027 * 0.15275 / sqrt(3) = 0.37946.
+    a = {0: 0.5, 1: 0.7, 2: 0.9, 3: 0.2}
+    b = {0: 0.4, 1: 0.4, 2: 0.5}
+    c = bench.paired_comparison(a, b)
+    assert c["n"] == 3 and c["mean"] == pytest.approx(0.266667, abs=1e-6)
+    assert c["sd"] == pytest.approx(0.152753, abs=1e-6)
+    assert (c["low"], c["high"]) == (pytest.approx(-0.112793, abs=1e-5),
+                                     pytest.approx(0.646126, abs=1e-5))  # fmt: skip
+    # Five seeds, t(0.975, 4) = 2.7764: 0.1 ± 2.7764 * 0.05 / sqrt(5) = 0.1 ± 0.06208.
+    low, high = bench.confidence_interval(0.1, 0.05, 5)
+    assert (low, high) == (pytest.approx(0.03792, abs=1e-5), pytest.approx(0.16208, abs=1e-5))
+    assert all(math.isnan(x) for x in bench.confidence_interval(0.1, 0.0, 1))  # no spread
+
+
 def _args(tmp_path, *extra):
     parser = argparse.ArgumentParser()
     bench.add_arguments(parser)
@@ -68,10 +84,12 @@ def test_smoke_preset_end_to_end_and_resume(tmp_path, capsys):
             "--output-dir", str(tmp_path)]  # fmt: skip
     assert main(argv) == 0
     printed = capsys.readouterr().out
-    assert "SEELE minus plain GRPO" in printed and "| seele |" in printed
+    assert "seele minus plain GRPO" in printed and "| seele |" in printed
     results = json.loads((tmp_path / "results.json").read_text())
     assert (tmp_path / "curves.png").stat().st_size > 1000
-    assert (tmp_path / "results.md").read_text().count("\n| ") == 3  # header + 2 curricula
+    assert (tmp_path / "hints.png").stat().st_size > 1000
+    # header + 2 curricula, then the per-seed table: header + 2 curricula
+    assert (tmp_path / "results.md").read_text().count("\n| ") == 6
 
     runs = {
         (label, seed): bench.run_folder(bench.spec_from_args(_args(tmp_path)), label, seed)
@@ -121,3 +139,30 @@ def test_two_workers_match_one(tmp_path):
     two = json.loads((tmp_path / "two" / "results.json").read_text())
     a, b = one["curricula"]["seele"]["runs"]["0"], two["curricula"]["seele"]["runs"]["0"]
     assert a["curve"] == b["curve"] and a["train_accuracy"] == b["train_accuracy"]
+
+
+@pytest.mark.slow
+def test_every_curriculum_spends_the_same_rollouts(tmp_path):
+    """All of LINEUP from one start: the same rollouts per run; the hints each one showed."""
+    argv = ["bench", "curricula", "--preset", "smoke", "--seeds", "0", "--workers", "1",
+            "--curricula", *bench.LINEUP, "--output-dir", str(tmp_path)]  # fmt: skip
+    assert main(argv) == 0
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert list(results["curricula"]) == list(bench.LINEUP)
+    spec = bench.spec_from_args(_args(tmp_path, "--curricula", *bench.LINEUP, "--seeds", "0"))
+    counts = {}
+    for label in bench.LINEUP:
+        records = read_metrics(bench.run_folder(spec, label, 0) / "metrics.jsonl")
+        steps = [r for r in records if "rollout/episodes" in r]
+        counts[label] = sum(r["rollout/episodes"] for r in steps)
+        shares = results["curricula"][label]["units_left"]
+        assert sum(shares.values()) == pytest.approx(1.0), label  # a histogram of all rollouts
+        if label == "none":  # no hint: every rollout has the whole solution left to do
+            assert all(r["curriculum/hint_rate"] == 0 for r in steps)
+        if label == "seele-capped":  # never the whole solution, answer included
+            assert "0" not in shares
+        if label == "seele":  # the paper's first visit: all but the last unit
+            assert results["curricula"][label]["hint_rate_mean"] > 0
+    assert set(counts.values()) == {results["rollouts_per_run"]}, counts
+    for label, c in results["minus_none"].items():
+        assert c["n"] == 1 and math.isnan(c["low"]), label  # one seed: no interval
