@@ -162,6 +162,24 @@ def paired_differences(a: dict[int, float], b: dict[int, float]) -> tuple[float,
     return mean, sd, len(seeds)
 
 
+def average_shares(records: Sequence[dict[str, float]]) -> dict[str, float]:
+    """Key-wise mean over ``records``, a key missing from a record counting as 0; keys are
+    integers as text (solution units left, round numbers) and come out in numeric order.
+
+    Example:
+        >>> average_shares([{"1": 0.5, "5": 0.5}, {"1": 1.0}])
+        {'1': 0.75, '5': 0.25}
+    """
+    keys = sorted({k for r in records for k in r}, key=int)
+    return {k: sum(r.get(k, 0.0) / len(records) for r in records) for k in keys}
+
+
+def _key_means(records: Sequence[dict[str, float]]) -> dict[str, float]:
+    """Key-wise mean over the records that have the key, keys in numeric order."""
+    keys = sorted({k for r in records for k in r}, key=int)
+    return {k: mean_std([r[k] for r in records if k in r])[0] for k in keys}
+
+
 def confidence_interval(mean: float, sd: float, n: int, level: float = 0.95) -> tuple[float, float]:
     """Student-t interval of a mean from ``n`` values: ``mean ± t(level, n-1)·sd/√n``.
 
@@ -337,17 +355,11 @@ def _run_figures(folder: Path, per_step: int) -> dict[str, Any]:
     def series(key: str, rows: list[dict[str, Any]]) -> list[list[float]]:
         return [[r["step"] * per_step, r[key]] for r in rows if r.get(key) is not None]
 
-    rounds: dict[str, list[float]] = {}  # round -> training accuracy of each step
-    for r in steps:
-        for key, value in r.items():
-            if key.startswith("curriculum/accuracy_round") and value is not None:
-                rounds.setdefault(key.removeprefix("curriculum/accuracy_round"), []).append(value)
-    left: dict[str, float] = {}  # units of the solution left to do -> share of rollouts
-    for r in steps:
-        for key, value in r.items():
-            if key.startswith("curriculum/units_left_"):
-                k = key.rsplit("_", 1)[1]
-                left[k] = left.get(k, 0.0) + value / len(steps)
+    def by_suffix(prefix: str) -> list[dict[str, float]]:
+        return [
+            {k.removeprefix(prefix): v for k, v in r.items() if k.startswith(prefix)} for r in steps
+        ]
+
     return {
         "accuracy_before": summary["accuracy_before"],
         "accuracy_after": summary["accuracy_after"],
@@ -363,8 +375,9 @@ def _run_figures(folder: Path, per_step: int) -> dict[str, Any]:
         "hint_rate_mean": mean_std([r["curriculum/hint_rate"] for r in steps])[0],
         # Rounds (n rollouts of one problem at one rate) whose outcomes disagree.
         "mixed_share": mean_std([r.get("curriculum/mixed_rounds", math.nan) for r in steps])[0],
-        "units_left": dict(sorted(left.items(), key=lambda kv: int(kv[0]))),
-        "round_accuracy": {k: mean_std(v)[0] for k, v in sorted(rounds.items())},
+        # units of the solution left to do -> share of rollouts; round -> training accuracy
+        "units_left": average_shares(by_suffix("curriculum/units_left_")),
+        "round_accuracy": _key_means(by_suffix("curriculum/accuracy_round")),
         "step_s": mean_std([r["time/step_s"] for r in steps])[0],
     }
 
@@ -380,10 +393,6 @@ def collect(spec: BenchSpec) -> dict[str, Any]:
             if (folder / "bench_summary.json").exists():
                 runs[str(seed)] = _run_figures(folder, per_step)  # str: as in results.json
         values = list(runs.values())
-        left: dict[str, float] = {}
-        for r in values:
-            for k, share in r["units_left"].items():
-                left[k] = left.get(k, 0.0) + share / len(values)
         curricula[label] = {
             "runs": runs,
             "accuracy_after": mean_std([r["accuracy_after"] for r in values]),
@@ -393,11 +402,8 @@ def collect(spec: BenchSpec) -> dict[str, Any]:
             "train_accuracy_last": mean_std([r["train_accuracy_last"] for r in values]),
             "hint_rate_mean": mean_std([r["hint_rate_mean"] for r in values])[0],
             "mixed_share": mean_std([r["mixed_share"] for r in values])[0],
-            "units_left": dict(sorted(left.items(), key=lambda kv: int(kv[0]))),
-            "round_accuracy": {
-                k: mean_std([r["round_accuracy"][k] for r in values])[0]
-                for k in (values[0]["round_accuracy"] if values else {})
-            },
+            "units_left": average_shares([r["units_left"] for r in values]),
+            "round_accuracy": _key_means([r["round_accuracy"] for r in values]),
             "step_s": mean_std([r["step_s"] for r in values])[0],
         }
     comparisons, sampled = {}, {}

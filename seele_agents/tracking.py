@@ -274,12 +274,16 @@ class _WandB:
         self.run.log(metrics, step=step)
 
     def log_samples(self, rows: list[dict[str, Any]], step: int) -> None:
-        columns = list(rows[0])
-        table = self.module.Table(columns=columns, data=[[r[c] for c in columns] for r in rows])
-        self.run.log({"samples": table}, step=step)
+        self.run.log({"samples": _table(self.module, rows)}, step=step)
 
     def finish(self) -> None:
         self.run.finish()
+
+
+def _table(module: Any, rows: list[dict[str, Any]]) -> Any:
+    """Sample rows as a ``module.Table`` (wandb's and trackio's take the same arguments)."""
+    columns = list(rows[0])
+    return module.Table(columns=columns, data=[[r[c] for c in columns] for r in rows])
 
 
 class _Trackio:
@@ -296,9 +300,7 @@ class _Trackio:
         self.module.log(metrics, step=step)
 
     def log_samples(self, rows: list[dict[str, Any]], step: int) -> None:
-        columns = list(rows[0])
-        table = self.module.Table(columns=columns, data=[[r[c] for c in columns] for r in rows])
-        self.module.log({"samples": table}, step=step)
+        self.module.log({"samples": _table(self.module, rows)}, step=step)
 
     def finish(self) -> None:
         self.module.finish()
