@@ -167,12 +167,36 @@ def test_every_import_is_on_the_gpu_machine_or_carried() -> None:
     )
 
 
+def _pinned_requires(dist: str) -> list[str] | None:
+    """What the pinned version of ``dist`` declares, when that is not the installed version:
+    read from its downloaded wheel; ``[]`` (a leaf) when the wheel is not downloaded here.
+    ``None`` when ``dist`` is unpinned or installed at its pin (its metadata is the pin's)."""
+    import zipfile
+
+    pin = {**CARRIED, **CARRIED_BARE}.get(dist)
+    with contextlib.suppress(metadata.PackageNotFoundError):
+        if pin is None or _dist(metadata.version(dist)) == _dist(pin):
+            return None
+    for wheel in (GPU / "wheels").glob("*.whl"):
+        name, version = wheel.name.split("-")[:2]
+        if _dist(name) == dist and version == pin:
+            with zipfile.ZipFile(wheel) as archive:
+                meta = next(n for n in archive.namelist() if n.endswith(".dist-info/METADATA"))
+                text = archive.read(meta).decode()
+            return [line[len("Requires-Dist: ") :] for line in text.splitlines()
+                    if line.startswith("Requires-Dist: ")]  # fmt: skip
+    return []
+
+
 def _requires(dist: str) -> list[str]:
-    """Names of what ``dist`` needs (no extras; markers evaluated here)."""
+    """Names of what ``dist`` needs (no extras; markers evaluated here). A pinned distribution
+    is read at its pin: the machine running this may hold another version (CI resolved
+    python-dateutil 4.0, which needs tzdata; the pin, 2.9.0.post0, needs only six)."""
     from packaging.requirements import Requirement
 
     needs = []
-    for text in metadata.requires(dist) or []:
+    texts = _pinned_requires(dist)
+    for text in metadata.requires(dist) or [] if texts is None else texts:
         req = Requirement(text)
         if req.marker is None or req.marker.evaluate({"extra": ""}):
             needs.append(_dist(req.name))
@@ -212,7 +236,9 @@ def test_the_dependency_closure_is_covered() -> None:
     needed = _closure(_project_requirements())
     assert {"gymnasium", "math-verify", "latex2sympy2-extended", "scipy"} <= needed
     bare_box = _closure(["torch", "transformers"])  # the GPU machine has these too
-    beyond = needed - bare_box - ON_GPU - set(CARRIED)
+    # What the GPU machine has brings its own dependencies, at the versions it has there.
+    on_gpu = _closure(_project_requirements(), stop=ON_GPU)
+    beyond = on_gpu - bare_box - ON_GPU - set(CARRIED)
     assert not beyond, f"neither on the GPU machine nor carried: {sorted(beyond)}"
     lacking = needed - bare_box - set(CARRIED) - set(CARRIED_BARE)
     assert not lacking, f"a torch + transformers machine lacks {sorted(lacking)}"
