@@ -252,8 +252,9 @@ def prepare_start(spec: BenchSpec, echo: Any = print) -> Path | None:
         return folder
     import torch
 
+    from seele_agents.build import seed_everything
     from seele_agents.models import load_model, save_merged
-    from seele_agents.train import seed_everything, warm_up
+    from seele_agents.sft import warm_up
 
     torch.set_num_threads(spec.threads)
     seed_everything(config.seed)

@@ -11,9 +11,10 @@ A checkpoint is a folder ``output_dir/checkpoints/step-00000010/``::
     state.json      {"format": 1, "step": 10, "state": {...}}: curriculum state, config, metrics
 
 It is written under a hidden sibling (``.tmp-step-00000010``), every file is fsynced, and only
-then is the folder renamed into place, so a crash leaves either the whole checkpoint or none that
-:func:`latest_checkpoint` would pick. :func:`load_checkpoint` copies the weights into the model
-object you already built (tied weights included) and checks every tensor afterwards.
+then is the folder renamed into place (:func:`seele_agents.files.atomic_folder`), so a crash
+leaves either the whole checkpoint or none that :func:`latest_checkpoint` would pick.
+:func:`load_checkpoint` copies the weights into the model object you already built (tied weights
+included) and checks every tensor afterwards.
 
 Example:
     >>> import tempfile, transformers
@@ -43,6 +44,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from seele_agents.files import atomic_folder
 
 if TYPE_CHECKING:  # torch is imported where it is used: finding checkpoints needs none
     import torch
@@ -147,12 +150,7 @@ def save_checkpoint(
     if not isinstance(step, int) or isinstance(step, bool) or step < 0:
         raise ValueError(f"step={step!r} must be an int >= 0.")
     state_text = json.dumps({"format": FORMAT, "step": step, "state": state or {}}, indent=1)
-    final = checkpoint_path(output_dir, step)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.with_name(f".tmp-{final.name}")
-    shutil.rmtree(tmp, ignore_errors=True)  # a leftover of an earlier save that crashed
-    try:
-        tmp.mkdir()
+    with atomic_folder(checkpoint_path(output_dir, step)) as tmp:
         # safetensors is save_pretrained's default format in every supported transformers version
         model.save_pretrained(tmp / "model")
         if tokenizer is not None:
@@ -164,44 +162,7 @@ def save_checkpoint(
         torch.save(capture_rng_state(), tmp / "rng.pt")
         torch.save(extra or {}, tmp / "extra.pt")
         (tmp / "state.json").write_text(state_text, encoding="utf-8")
-        _fsync_tree(tmp)
-        _replace(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return final
-
-
-def _fsync_tree(folder: Path) -> None:
-    """Flush every file under ``folder`` and the folders themselves to disk."""
-    for path in sorted(folder.rglob("*"), reverse=True):  # files before their folders
-        if path.is_file():
-            with path.open("rb+") as f:
-                os.fsync(f.fileno())
-        else:
-            _fsync_dir(path)
-    _fsync_dir(folder)
-
-
-def _fsync_dir(folder: Path) -> None:
-    if os.name == "posix":  # other systems cannot open a folder for fsync
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def _replace(tmp: Path, final: Path) -> None:
-    """Rename ``tmp`` to ``final``; an existing ``final`` is first moved aside (a folder cannot be
-    renamed over a non-empty one), then deleted."""
-    old = final.with_name(f".old-{final.name}")
-    shutil.rmtree(old, ignore_errors=True)
-    if final.exists():
-        os.replace(final, old)
-    os.replace(tmp, final)
-    _fsync_dir(final.parent)
-    shutil.rmtree(old, ignore_errors=True)
+    return checkpoint_path(output_dir, step)
 
 
 # --- finding --------------------------------------------------------------------------------------

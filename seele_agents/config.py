@@ -51,6 +51,7 @@ from typing import Any, TypeVar
 
 import yaml
 
+from seele_agents.registry import LEARNERS, LOSS_TYPES
 from seele_env.curricula import CURRICULA, Curriculum
 from seele_env.hints import PLACEMENTS, TEMPLATES, UNITS
 from seele_env.procedural import FAMILIES, MAX_DIFFICULTY
@@ -97,11 +98,14 @@ def option(default: Any, help: str, *, choices: Iterable[Any] | None = None, **b
     Args:
         default: The default; a list or dict is copied for every instance.
         help: What the field means, in one sentence.
-        choices: The allowed values, when there is a fixed set.
+        choices: The allowed values, when there is a fixed set; a mapping (a registry such as
+            :data:`~seele_agents.registry.LEARNERS`) allows its keys at the time of the check.
         **bounds: ``ge``, ``gt``, ``le``, ``lt``: limits of a numeric value (``None`` passes).
     """
     metadata: dict[str, Any] = {"help": help, **bounds}
-    if choices is not None:
+    if isinstance(choices, Mapping):  # a registry: names registered later are valid too
+        metadata["choices"] = choices.keys()
+    elif choices is not None:
         metadata["choices"] = tuple(choices)
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda: copy.deepcopy(default), metadata=metadata)
@@ -379,20 +383,16 @@ class GenerationConfig(Section):
     batch_size: int = option(128, "Most sequences per generate call.", ge=1)
 
 
-# `algo.epsilon_high` when it is null, per loss type; DAPO's "clip-higher" default is 0.28.
-DEFAULT_EPSILON_HIGH = {"dapo": 0.28}
-_OTHER_EPSILON_HIGH = 0.2
-
-
 @dataclass
 class AlgoConfig(Section):
     """The RL algorithm: advantages, policy loss, clipping and the extra loss terms."""
 
     name: str = option(
         "grpo",
-        "RL algorithm: grpo (group advantages), ppo (value head + GAE) or reinforcepp "
-        "(REINFORCE++: whitened returns, no critic); see docs/agents.md.",
-        choices=("grpo", "ppo", "reinforcepp"),
+        "RL algorithm: "
+        + ", ".join(f"{name} ({spec.summary})" for name, spec in LEARNERS.items())
+        + "; see docs/agents.md.",
+        choices=LEARNERS,
     )
     advantage: str = option(
         "dr_grpo",
@@ -407,16 +407,19 @@ class AlgoConfig(Section):
     )
     loss: str = option(
         "dr_grpo",
-        "Policy-loss normalisation: grpo (Shao et al. 2024), dr_grpo (Liu et al. 2025) or dapo "
-        "(Yu et al. 2025).",
-        choices=("grpo", "dr_grpo", "dapo"),
+        "Policy-loss normalisation: "
+        + ", ".join(f"{name} ({spec.paper.split(',')[0]})" for name, spec in LOSS_TYPES.items())
+        + ".",
+        choices=LOSS_TYPES,
     )
     epsilon_low: float = option(
         0.2, "Probability ratios below 1 - epsilon_low are clipped.", gt=0, lt=1
     )
     epsilon_high: float | None = option(
         None,
-        "Ratios above 1 + epsilon_high are clipped; null = 0.28 for loss dapo, else 0.2.",
+        "Ratios above 1 + epsilon_high are clipped; null = the loss type's default ("
+        + ", ".join(f"{n} {t.default_epsilon_high:g}" for n, t in LOSS_TYPES.items())
+        + ").",
         gt=0,
     )
     beta: float = option(
@@ -450,7 +453,7 @@ class AlgoConfig(Section):
         """``epsilon_high``, or the loss type's default when it is ``None``."""
         if self.epsilon_high is not None:
             return self.epsilon_high
-        return DEFAULT_EPSILON_HIGH.get(self.loss, _OTHER_EPSILON_HIGH)
+        return LOSS_TYPES[self.loss].default_epsilon_high
 
 
 @dataclass

@@ -28,7 +28,8 @@ loss by the world size to keep the sum. Generation needs the whole model:
 :class:`GatheredGenerator` gathers the full weights on every rank for each ``generate`` call
 (one all-gather, then none per token: ranks generate different numbers of tokens) and frees
 them after. Checkpoints hold full weights and a full optimiser state in the one-process layout,
-so a run resumes with either strategy at any number of processes.
+so a run resumes with either strategy at any number of processes (:class:`FullWeights`,
+:class:`FixedState`); :func:`check_in_sync` refuses to save a run whose ranks have diverged.
 
 Without a launcher (``WORLD_SIZE`` unset or 1) every function here is a no-op on a one-rank
 :class:`World`, so single-process code pays nothing.
@@ -49,6 +50,7 @@ import os
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 import torch
@@ -402,3 +404,50 @@ def _optimizer_names(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -
 
 def _is_dtensor(tensor: torch.Tensor) -> bool:
     return type(tensor).__name__ == "DTensor"
+
+
+class FullWeights:
+    """A sharded model's full weights (gathered on creation, a collective) to save_pretrained."""
+
+    def __init__(self, model: Any) -> None:
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+        self.model = model
+        options = StateDictOptions(full_state_dict=True, cpu_offload=True)
+        state = get_model_state_dict(model, options=options)
+        # A tied weight (e.g. the LM head's, the embedding's) is saved once, as save_pretrained
+        # does for an unsharded model.
+        every = {name for name, _ in model.named_parameters(remove_duplicate=False)}
+        aliases = every - {name for name, _ in model.named_parameters()}
+        self.state = {k: v for k, v in state.items() if k not in aliases}
+
+    def save_pretrained(self, folder: Path) -> None:
+        self.model.save_pretrained(folder, state_dict=self.state)
+
+
+class FixedState:
+    """An optimiser state already gathered, for save_checkpoint."""
+
+    def __init__(self, state: dict[str, Any]) -> None:
+        self.state = state
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.state
+
+
+def check_in_sync(learner: Any, world: World) -> None:
+    """Raise if any rank's trainable parameters differ from rank 0's (they never should:
+    every rank applies the same summed gradient), so a diverged run is not saved as one.
+    Sharded (FSDP) parameters are different shards by design and are not compared."""
+    if world.size == 1 or is_sharded(learner.model):
+        return
+    params = learner.trainable_parameters()
+    with torch.no_grad():
+        mine = torch.stack([p.detach().double().sum() for p in params]).cpu()
+    every = all_gather_objects(mine, world)
+    gap = max(float((other - every[0]).abs().max()) for other in every)
+    if gap != 0:
+        raise RuntimeError(
+            f"the {world.size} processes' parameters differ (largest gap between per-tensor "
+            f"sums: {gap:.3g}); something broke the gradient all-reduce. Not saving."
+        )

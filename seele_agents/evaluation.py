@@ -45,6 +45,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from seele_agents.files import write_atomic  # noqa: F401  (re-exported: bench, speed, scaling)
+
 if TYPE_CHECKING:
     from seele_agents.generation import Generator, Sample, SamplingParams
     from seele_env.env import MathHintEnv
@@ -183,16 +185,6 @@ def append_records(path: Path, records: Sequence[Mapping[str, Any]]) -> None:
         f.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
         f.flush()
         os.fsync(f.fileno())
-
-
-def write_atomic(path: str | os.PathLike[str], text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename, so a reader (or a
-    resumed run) sees the old file or the whole new one, never half of it; makes the folder."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 # --- the evaluation loop -------------------------------------------------------------------------

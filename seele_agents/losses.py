@@ -17,7 +17,8 @@ micro-batch losses. Every normaliser here (``num_sequences``, ``num_tokens``,
 sum exactly to the loss of the minibatch in one piece. The metrics of :func:`policy_loss` are
 micro-batch contributions with the same normalisers, so they also add up across micro-batches.
 
-Loss types (``LOSS_TYPES``), each an aggregation (``AGGREGATIONS``) plus a default upper clip:
+Loss types (``LOSS_TYPES``, named in :mod:`seele_agents.registry`), each an aggregation
+(``AGGREGATIONS``) plus a default upper clip:
 
 - ``"grpo"``: per-sequence token mean, then mean over sequences; ε_high = 0.2 (Shao et al. 2024,
   "DeepSeekMath").
@@ -43,11 +44,11 @@ Example:
 
 from __future__ import annotations
 
-import difflib
-from dataclasses import dataclass
 from typing import Protocol
 
 import torch
+
+from seele_agents.registry import LOSS_TYPES, LossType, unknown
 
 __all__ = [
     "AGGREGATIONS",
@@ -58,12 +59,6 @@ __all__ = [
     "k3_kl",
     "policy_loss",
 ]
-
-
-def _unknown(kind: str, value: object, valid: list[str]) -> ValueError:
-    close = difflib.get_close_matches(str(value), valid, n=1)
-    hint = f" Did you mean {close[0]!r}?" if close else ""
-    return ValueError(f"Unknown {kind} {value!r}; choose one of {valid}.{hint}")
 
 
 # -- per-token terms ------------------------------------------------------------------------------
@@ -243,40 +238,6 @@ AGGREGATIONS: dict[str, AggregateFn] = {
 """Reductions of per-token values to a scalar, by name; each is additive over micro-batches."""
 
 
-@dataclass(frozen=True)
-class LossType:
-    """A named policy-loss recipe.
-
-    Attributes:
-        aggregation: Key of ``AGGREGATIONS`` used for the surrogate and the KL term.
-        default_epsilon_high: Upper clip width used when ``policy_loss`` gets
-            ``epsilon_high=None``.
-        paper: Where the recipe comes from.
-    """
-
-    aggregation: str
-    default_epsilon_high: float
-    paper: str
-
-    def __post_init__(self) -> None:
-        if self.aggregation not in AGGREGATIONS:
-            raise _unknown("aggregation", self.aggregation, sorted(AGGREGATIONS))
-        if not self.default_epsilon_high > 0:
-            raise ValueError(f"default_epsilon_high={self.default_epsilon_high!r} must be > 0.")
-
-
-LOSS_TYPES: dict[str, LossType] = {
-    "grpo": LossType("seq_mean", 0.2, "Shao et al. 2024, DeepSeekMath (arXiv 2402.03300)"),
-    "dr_grpo": LossType(
-        "seq_sum_constant",
-        0.2,
-        "Liu et al. 2025, Understanding R1-Zero-Like Training (arXiv 2503.20783)",
-    ),
-    "dapo": LossType("token_mean", 0.28, "Yu et al. 2025, DAPO (arXiv 2503.14476)"),
-}
-"""Policy-loss recipes by name; see the module docstring."""
-
-
 # -- the loss --------------------------------------------------------------------------------------
 
 
@@ -355,7 +316,7 @@ def policy_loss(
     """
     spec = LOSS_TYPES.get(loss_type)
     if spec is None:
-        raise _unknown("loss_type", loss_type, sorted(LOSS_TYPES))
+        raise unknown("loss_type", loss_type, sorted(LOSS_TYPES))
     eps_high = spec.default_epsilon_high if epsilon_high is None else epsilon_high
     if not 0 < epsilon_low < 1:
         raise ValueError(f"epsilon_low={epsilon_low!r} must be in (0, 1) (the floor is 1 - it).")

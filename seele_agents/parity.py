@@ -5,7 +5,7 @@
     seele bench parity --config my.yaml --set algo.loss=dapo --output-dir runs/parity-dapo
 
 **One start.** The model of ``model.name`` gets ``seele train``'s supervised warm-up once
-(:func:`seele_agents.train.warm_up`, ``sft.*``); both sides of every seed start from copies of
+(:func:`seele_agents.sft.warm_up`, ``sft.*``); both sides of every seed start from copies of
 it, and both use it as the KL reference (TRL loads it from ``<output-dir>/start_model``).
 
 **The same training.** The settings are :class:`~seele_agents.config.TrainConfig`'s (defaults:
@@ -22,7 +22,7 @@ optimiser (``optim.name`` AdamW or SGD, ``optim.lr``, betas, weight decay, gradi
 and learning-rate schedule.
 
 * ours: ``collect_rollouts`` -> ``learner.step`` -> ``generator.sync_weights``, the loop of
-  ``seele train`` (:func:`seele_agents.train.make_learner`);
+  ``seele train`` (:func:`seele_agents.build.make_learner`);
 * TRL: ``GRPOTrainer`` fed by :class:`~seele_agents.trl_adapter.SEELEForTRL` (one round of
   ``num_rounds * group_size`` generations per problem: one advantage group per problem, as our
   pooled baseline has it).
@@ -127,9 +127,10 @@ def run_parity(
     """
     from transformers.utils import logging as hf_logging
 
+    from seele_agents.build import seed_everything
     from seele_agents.config import config_to_dict
     from seele_agents.models import load_model, resolve_device
-    from seele_agents.train import seed_everything, warm_up
+    from seele_agents.sft import warm_up
 
     check_config(config)
     steps = settings.steps or config.steps
@@ -177,13 +178,13 @@ class _Side:
     """What both sides share: the env, the held-out problems and a greedy evaluation."""
 
     def __init__(self, config: Any, model: Any, tokenizer: Any) -> None:
+        from seele_agents.build import make_env, make_eval_env
         from seele_agents.generation import SamplingParams, TransformersGenerator
-        from seele_agents.train import _make_env, _make_eval_env
 
         self.config, self.model = config, model
         gc, ec = config.generation, config.eval
-        self.env = _make_env(config, tokenizer)
-        self.eval_env, self.eval_ids = _make_eval_env(config, tokenizer, self.env.unwrapped)
+        self.env = make_env(config, tokenizer)
+        self.eval_env, self.eval_ids = make_eval_env(config, tokenizer, self.env.unwrapped)
         params = SamplingParams(gc.max_new_tokens, gc.temperature, gc.top_p, gc.top_k)
         self.generator = TransformersGenerator(
             model, tokenizer, params, batch_size=gc.batch_size, seed=config.seed
@@ -239,8 +240,8 @@ def _train_ours(
     import torch
     from tqdm.auto import tqdm
 
+    from seele_agents.build import lr_factor, make_learner
     from seele_agents.rollout import collect_rollouts
-    from seele_agents.train import lr_factor, make_learner
 
     side = _Side(config, model, tokenizer)
     oc, cc = config.optim, config.curriculum

@@ -7,6 +7,10 @@ the tensors (the loss covers the response and the end-of-sequence token after it
 prompt); :func:`sft_warmup` runs AdamW for a fixed number of steps; :func:`sft_loss` measures
 the same loss without training.
 
+:func:`warm_up` is ``seele train``'s warm-up (``sft.*``): procedural problems, an optional skill
+check that stops it once greedy per-step accuracy reaches ``sft.target_step_accuracy``, and the
+weights saved atomically in the run's folder (:data:`SFT_FOLDER`).
+
 Prompt and response are tokenised separately and concatenated, exactly as a generator sees a
 prompt followed by what the model writes, so the warm-up trains the token boundaries RL samples.
 
@@ -30,13 +34,23 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
+from seele_agents.config import TrainConfig
+from seele_agents.distributed import World, barrier
+from seele_agents.files import atomic_folder
+from seele_agents.generation import GenerationRequest, SamplingParams, TransformersGenerator
+from seele_agents.tracking import progress_bar
 from seele_env.hints import render_prompt
 from seele_env.problems import Problem
+from seele_env.procedural import CHAIN_FAMILIES, FAMILIES, check_steps, generate_problems
+
+SFT_FOLDER = "sft_model"
+"""The warm-up's weights in a run's output folder, so a resumed run starts from the same model."""
 
 IGNORE_INDEX = -100
 """Label of a position that carries no loss (prompt and padding), as PyTorch's cross-entropy."""
@@ -274,3 +288,139 @@ def sft_loss(
         total += loss.item() * n_tokens
         count += n_tokens
     return total / count
+
+
+def warm_up(
+    config: TrainConfig,
+    model: Any,
+    tokenizer: Any,
+    folder: Path,
+    *,
+    fresh: bool,
+    echo: Any,
+    world: World | None = None,
+) -> None:
+    """SFT warm-up; its result is saved so a resumed run gets the same reference model.
+
+    Every rank runs the same warm-up (the caller then broadcasts rank 0's weights); rank 0
+    saves it.
+    """
+    world = world or World()
+    if not fresh and folder.exists():
+        from safetensors.torch import load_model
+
+        load_model(model, str(folder / "model.safetensors"))
+        return
+    sc = config.sft
+    families = sc.families or config.env.families
+    problems = procedural_problems(sc.num_problems, sc.procedural_seed, sc.difficulty, families)
+    checkable = sc.target_step_accuracy > 0 and _checkable(config)
+    check = _skill_check(config, model, tokenizer) if checkable else None
+    echo(
+        f"supervised warm-up: at most {sc.steps} steps on {len(problems)} procedural problems"
+        + (
+            f", until greedy per-step accuracy on {sc.check_problems} check problems reaches "
+            f"{sc.target_step_accuracy:g} (checked every {sc.check_every} steps)"
+            if check
+            else ""
+        )
+    )
+    if sc.target_step_accuracy > 0 and check is None:
+        echo(
+            f"  no skill check (sft.target_step_accuracy={sc.target_step_accuracy:g}): it grades "
+            f"procedural chain problems ({', '.join(CHAIN_FAMILIES)}) and env.families is "
+            f"{config.env.families!r}; the warm-up runs all {sc.steps} steps"
+        )
+    bar = progress_bar(config.log.progress and world.is_main, 0, sc.steps, "warm-up")
+    checked: list[tuple[int, float]] = []
+
+    def advance(step: int, loss: float) -> bool:
+        if bar is not None:
+            bar.set_postfix({"loss": f"{loss:.3f}"}, refresh=False)
+            bar.update(1)
+        if check is None or step % sc.check_every or step == sc.steps:
+            return False
+        checked.append((step, check()))
+        if bar is None:
+            echo(f"  step {step}: loss {loss:.3f}, per-step accuracy {checked[-1][1]:.3f}")
+        else:
+            bar.set_postfix({"loss": f"{loss:.3f}", "step acc": f"{checked[-1][1]:.3f}"})
+        return checked[-1][1] >= sc.target_step_accuracy
+
+    try:
+        metrics = sft_warmup(
+            model, tokenizer, sft_examples(problems, template=config.env.template),
+            steps=sc.steps, batch_size=sc.batch_size, lr=sc.lr, seed=config.seed, on_step=advance,
+        )  # fmt: skip
+    finally:
+        if bar is not None:
+            bar.close()
+    echo("  " + ", ".join(f"{k} {v:.3g}" for k, v in metrics.items()))
+    if checked:
+        step, accuracy = checked[-1]
+        reached = accuracy >= sc.target_step_accuracy
+        echo(
+            f"  skill check: per-step accuracy {accuracy:.3f} at step {step}, "
+            + ("target reached" if reached else f"target {sc.target_step_accuracy:g} not reached")
+            + f" ({', '.join(f'{a:.2f}' for _, a in checked)} every {sc.check_every} steps)"
+        )
+    if world.is_main:
+        _save_weights(model, folder)
+    barrier(world)
+
+
+def procedural_problems(
+    n: int, seed: int, difficulty: int | list[int], families: list[str] | None
+) -> list[Any]:
+    """``n`` procedural problems as a config section describes them (``null`` families: all)."""
+    level = tuple(difficulty) if isinstance(difficulty, list) else difficulty
+    kinds = {"families": tuple(families)} if families else {}
+    return generate_problems(n, seed=seed, difficulty=level, **kinds)
+
+
+def _checkable(config: TrainConfig) -> bool:
+    """Whether the warm-up's skill check can grade the training problems step by step."""
+    families = config.env.families or list(FAMILIES)
+    return config.env.dataset == "procedural" and set(families) <= set(CHAIN_FAMILIES)
+
+
+def _skill_check(config: TrainConfig, model: Any, tokenizer: Any) -> Any:
+    """A function measuring the warm-up's skill: mean greedy per-step accuracy
+    (:func:`~seele_env.procedural.check_steps`) on ``sft.check_problems`` chain problems drawn
+    like the training ones (``env.families`` at ``env.difficulty``) from their own seed, never
+    the held-out evaluation problems. Every rank computes the same (same weights, greedy)."""
+    sc, ec = config.sft, config.env
+    problems = procedural_problems(
+        sc.check_problems, sc.procedural_seed + 1_000, ec.difficulty, ec.families
+    )
+    requests = [
+        GenerationRequest(
+            render_prompt(p.question, "", template=ec.template, tokenizer=tokenizer)[0]
+        )
+        for p in problems
+    ]
+    params = SamplingParams(max_new_tokens=config.generation.max_new_tokens, temperature=0)
+    generator = TransformersGenerator(
+        model, tokenizer, params, batch_size=config.generation.batch_size
+    )
+
+    def check() -> float:
+        model.eval()
+        try:
+            samples = generator.generate(requests, params)
+        finally:
+            model.train()
+        verdicts = [
+            v for p, s in zip(problems, samples, strict=True) for v in check_steps(p, s.text)
+        ]
+        return sum(verdicts) / len(verdicts)
+
+    return check
+
+
+def _save_weights(model: Any, folder: Path) -> None:
+    """The warm-up's weights, written atomically (a crash leaves the old folder or none)."""
+    from safetensors.torch import save_model
+
+    with atomic_folder(folder) as tmp:
+        save_model(model, str(tmp / "model.safetensors"))

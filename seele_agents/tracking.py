@@ -28,6 +28,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from seele_agents.files import write_atomic
+
 SAMPLES_FILE = "samples.jsonl"
 TRACKERS_FILE = "trackers.json"
 
@@ -190,9 +192,7 @@ def tracker_ids(
     for name in missing:
         ids[name] = f"seele-{secrets.token_hex(4)}"  # W&B ids: letters, digits, - and _
     if missing:
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(ids, indent=1) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
+        write_atomic(path, json.dumps(ids, indent=1) + "\n")
     return ids
 
 
@@ -204,9 +204,7 @@ def _up_to(records: list[dict[str, Any]], step: int) -> list[dict[str, Any]]:
 
 
 def _write_lines(path: Path, records: list[dict[str, Any]]) -> None:
-    tmp = path.with_suffix(".jsonl.tmp")
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
-    os.replace(tmp, path)
+    write_atomic(path, "".join(json.dumps(r) + "\n" for r in records))
 
 
 def _finite(value: Any) -> Any:
@@ -304,3 +302,16 @@ class _Trackio:
 
     def finish(self) -> None:
         self.module.finish()
+
+
+def progress_bar(
+    enabled: bool, start: int, total: int, desc: str = "train", unit: str = "step"
+) -> Any:
+    """A tqdm bar from ``start`` to ``total`` (``None`` when not ``enabled``)."""
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    # An evaluation's bar goes once done: the lines printed after it say what it measured.
+    leave = unit == "step"
+    return tqdm(total=total, initial=start, desc=desc, unit=unit, dynamic_ncols=True, leave=leave)

@@ -27,14 +27,12 @@ from gymnasium import spaces
 
 from seele_env.errors import DatasetError, EnvUsageError, HintError
 from seele_env.hints import (
-    PLACEMENTS,
     ChatTokenizer,
+    Rendering,
     SolutionUnits,
     Tokenizer,
     check_hint_rate,
     hint_length,
-    render_prompt,
-    split_units,
 )
 from seele_env.loaders import ProblemSet, load_problems
 from seele_env.problems import Problem
@@ -91,13 +89,15 @@ class MathHintEnv(gym.Env[str, str]):
         families: Procedural only: which problem families (default: all).
         procedural_seed: Procedural only: the seed of the generated problem set (independent
             of ``reset(seed=...)``, which only drives problem sampling).
-        hint_unit: ``"steps"``, ``"sentences"`` or ``"tokens"`` (needs ``tokenizer``).
-        placement: ``"response"`` (the hint starts the answer) or ``"prompt"``.
-        template: ``"r1"``, ``"plain"``, ``"chat"`` (needs ``tokenizer``) or a format string
-            containing ``{question}``.
+        hint_unit: ``"steps"`` (default), ``"sentences"`` or ``"tokens"`` (needs ``tokenizer``).
+        placement: ``"response"`` (default: the hint starts the answer) or ``"prompt"``.
+        template: ``"r1"`` (default), ``"plain"``, ``"chat"`` (needs ``tokenizer``) or a format
+            string containing ``{question}``.
         tokenizer: Any object with ``encode``/``decode`` (token units) and/or
             ``apply_chat_template`` (chat template). Never imported here.
         system_prompt: System turn for ``template="chat"``.
+        rendering: The five options above as one :class:`~seele_env.hints.Rendering` (shared
+            by a training env, its evaluation env and ``seele eval``); give it or them.
         default_hint_rate: Hint rate when ``reset`` is not given one.
         verifier: A shared :class:`~seele_env.verify.Verifier`; by default the env owns one.
         timeout_s: Hard time limit of one verification (used when the env owns its verifier).
@@ -121,19 +121,32 @@ class MathHintEnv(gym.Env[str, str]):
         difficulty: int | tuple[int, int] = 2,
         families: Sequence[str] | None = None,
         procedural_seed: int = 0,
-        hint_unit: str = "steps",
-        placement: str = "response",
-        template: str = "r1",
+        hint_unit: str | None = None,
+        placement: str | None = None,
+        template: str | None = None,
         tokenizer: Tokenizer | ChatTokenizer | None = None,
         system_prompt: str | None = None,
+        rendering: Rendering | None = None,
         default_hint_rate: float = 0.0,
         verifier: Verifier | None = None,
         timeout_s: float = 5.0,
         format_reward: float = 0.0,
         render_mode: str | None = None,
     ) -> None:
-        if placement not in PLACEMENTS:
-            raise EnvUsageError(f"placement={placement!r} is not one of {PLACEMENTS}.")
+        flat = {
+            "hint_unit": hint_unit,
+            "placement": placement,
+            "template": template,
+            "tokenizer": tokenizer,
+            "system_prompt": system_prompt,
+        }
+        given = {key: value for key, value in flat.items() if value is not None}
+        if rendering is not None and given:
+            raise EnvUsageError(
+                f"Both rendering= and {', '.join(f'{k}=' for k in given)} were given; put "
+                f"them in the Rendering (dataclasses.replace(rendering, {next(iter(given))}=...))."
+            )
+        self.rendering = rendering if rendering is not None else Rendering(**given)
         if render_mode not in (None, *self.metadata["render_modes"]):
             raise EnvUsageError(f"render_mode={render_mode!r} is not None or 'ansi'.")
         if (
@@ -148,11 +161,6 @@ class MathHintEnv(gym.Env[str, str]):
             dataset, data_path, split, fields, limit, problems,
             num_problems, difficulty, families, procedural_seed,
         )  # fmt: skip
-        self.hint_unit = hint_unit
-        self.placement = placement
-        self.template = template
-        self.tokenizer = tokenizer
-        self.system_prompt = system_prompt
         self.default_hint_rate = check_hint_rate(default_hint_rate)
         self.format_reward = float(format_reward)
         self.render_mode = render_mode
@@ -164,8 +172,7 @@ class MathHintEnv(gym.Env[str, str]):
         first = self.problems[0]
         if first.has_solution:
             self.units(first.id)
-        render_prompt(first.question, template=template, placement=placement,
-                      tokenizer=tokenizer, system_prompt=system_prompt)  # fmt: skip
+        self.rendering.render(first.question)
 
         self.observation_space = UnicodeText(max_length=MAX_TEXT_CHARS, min_length=0)
         self.action_space = UnicodeText(max_length=MAX_TEXT_CHARS, min_length=0)
@@ -209,6 +216,28 @@ class MathHintEnv(gym.Env[str, str]):
             )
         return problems
 
+    # -- the rendering options, read-only (they are self.rendering's) ---------------------------
+
+    @property
+    def hint_unit(self) -> str:
+        return self.rendering.hint_unit
+
+    @property
+    def placement(self) -> str:
+        return self.rendering.placement
+
+    @property
+    def template(self) -> str:
+        return self.rendering.template
+
+    @property
+    def tokenizer(self) -> Tokenizer | ChatTokenizer | None:
+        return self.rendering.tokenizer
+
+    @property
+    def system_prompt(self) -> str | None:
+        return self.rendering.system_prompt
+
     # -- problem access (used by curricula and agents) ------------------------------------------
 
     def units(self, problem_id: str) -> SolutionUnits:
@@ -216,7 +245,7 @@ class MathHintEnv(gym.Env[str, str]):
         units = self._units.get(problem_id)
         if units is None:
             problem = self.problems.get(problem_id)
-            units = split_units(problem.solution, self.hint_unit, self.tokenizer)
+            units = self.rendering.units(problem.solution)
             self._units[problem_id] = units
         return units
 
@@ -253,14 +282,7 @@ class MathHintEnv(gym.Env[str, str]):
         n_units = units.n_units if units is not None else 0
         hint_len = hint_length(requested, n_units)
         hint_text = units.prefix(hint_len) if units is not None else ""
-        prompt, observation = render_prompt(
-            problem.question,
-            hint_text,
-            template=self.template,
-            placement=self.placement,
-            tokenizer=self.tokenizer,  # type: ignore[arg-type]
-            system_prompt=self.system_prompt,
-        )
+        prompt, observation = self.rendering.render(problem.question, hint_text)
         if len(observation) > MAX_TEXT_CHARS:
             raise DatasetError(
                 f"The prompt of problem {problem.id!r} is {len(observation)} characters, above "

@@ -441,3 +441,55 @@ _TEMPLATE_RENDERERS: dict[str, Callable[[str, str, Any, Any], str]] = {
     "plain": _render_named,
     "chat": _render_chat,
 }
+
+
+@dataclass(frozen=True)
+class Rendering:
+    """How a problem and its hint become the text a model sees: the one set of options the
+    training env, the evaluation env and ``seele eval`` share.
+
+    Attributes:
+        hint_unit: ``"steps"``, ``"sentences"`` or ``"tokens"`` (needs ``tokenizer``).
+        placement: ``"response"`` (the hint starts the answer) or ``"prompt"``.
+        template: ``"r1"``, ``"plain"``, ``"chat"`` (needs ``tokenizer``) or a format string
+            containing ``{question}``.
+        tokenizer: Any object with ``encode``/``decode`` (token units) and/or
+            ``apply_chat_template`` (the chat template). Never imported here.
+        system_prompt: System turn for ``template="chat"``.
+
+    Example:
+        >>> rendering = Rendering(template="plain")
+        >>> rendering.render("Compute 2 + 3.", "Step 1: 2 + 3 = 5\\n")
+        ('Problem: Compute 2 + 3.\\nSolution:\\n', 'Problem: Compute 2 + 3.\\nSolution:\\nStep 1: 2 + 3 = 5\\n')
+        >>> rendering.units("Step 1: 2 + 3 = 5\\nStep 2: the answer is 5.").n_units
+        2
+    """  # noqa: E501
+
+    hint_unit: str = "steps"
+    placement: str = "response"
+    template: str = "r1"
+    tokenizer: Any = None
+    system_prompt: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.hint_unit not in UNITS:
+            raise HintError(
+                f"hint_unit={self.hint_unit!r} is not one of {UNITS}; pick one of those."
+            )
+        if self.placement not in PLACEMENTS:
+            raise HintError(f"placement={self.placement!r} is not one of {PLACEMENTS}.")
+
+    def render(self, question: str, hint_text: str = "") -> tuple[str, str]:
+        """``(prompt, observation)`` of :func:`render_prompt` with these options."""
+        return render_prompt(
+            question,
+            hint_text,
+            template=self.template,
+            placement=self.placement,
+            tokenizer=self.tokenizer,
+            system_prompt=self.system_prompt,
+        )
+
+    def units(self, solution: str | None) -> SolutionUnits:
+        """A reference solution split into this rendering's hint units."""
+        return split_units(solution, self.hint_unit, self.tokenizer)

@@ -466,8 +466,12 @@ class SyntheticEnv(gym.Env[str, str]):
         return "", float(correct), True, False, info
 
 
-if __name__ == "__main__":
-    # The controller benchmark (until the `seele bench` command exists).
-    from seele_env.curricula.bench import main
+if __name__ == "__main__":  # the command's old name, kept working
+    import runpy
+    import sys
 
-    raise SystemExit(main())
+    print(
+        "python -m seele_env.simulate is now python -m seele_env.curricula.compare; running that.",
+        file=sys.stderr,
+    )
+    runpy.run_module("seele_env.curricula.compare", run_name="__main__", alter_sys=True)

@@ -77,7 +77,7 @@ def test_every_field_has_one_sentence_of_help_and_valid_choices(cls: type) -> No
 
 def test_curriculum_choices_are_the_registered_curricula() -> None:
     choices = next(f for f in dataclasses.fields(TrainConfig().curriculum) if f.name == "name")
-    assert choices.metadata["choices"] == tuple(CURRICULA)
+    assert tuple(choices.metadata["choices"]) == tuple(CURRICULA)
 
 
 def test_mutable_defaults_are_not_shared() -> None:

@@ -10,7 +10,6 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 
 import gymnasium as gym
 import pytest
@@ -21,10 +20,12 @@ import torch.multiprocessing as mp  # noqa: E402
 from safetensors.torch import load_file  # noqa: E402
 
 import seele_env  # noqa: E402, F401
+from seele_agents.build import make_learner  # noqa: E402
 from seele_agents.config import load_config  # noqa: E402
 from seele_agents.distributed import (  # noqa: E402
     World,
     all_gather_objects,
+    check_in_sync,
     reduce_metrics,
     shard,
     shard_model,
@@ -33,7 +34,6 @@ from seele_agents.generation import SamplingParams, TransformersGenerator  # noq
 from seele_agents.returns import whiten  # noqa: E402
 from seele_agents.rollout import RolloutBatch, collect_rollouts  # noqa: E402
 from seele_agents.tiny import build_tiny  # noqa: E402
-from seele_agents.train import _check_in_sync, make_learner  # noqa: E402
 
 pytestmark = pytest.mark.skipif(
     not dist.is_available() or not dist.is_gloo_available(),
@@ -150,13 +150,12 @@ def _learner_worker(rank: int, folder: str, overrides: list[str], fsdp: bool) ->
         )
         if fsdp:
             return  # shards differ by design: there is no divergence to check
-        run = SimpleNamespace(world=world, learner=learner)
-        _check_in_sync(run)  # identical: passes
+        check_in_sync(learner, world)  # identical: passes
         if rank == 1:
             with torch.no_grad():
                 next(learner.model.parameters()).add_(1e-3)
         try:
-            _check_in_sync(run)
+            check_in_sync(learner, world)
         except RuntimeError as error:
             Path(f"{folder}/diverged{rank}.txt").write_text(str(error))
     finally:

@@ -387,6 +387,21 @@ def test_bad_constructor_arguments(kwargs, message) -> None:
         MathHintEnv(**kwargs)
 
 
+def test_rendering_options_as_one_object(verifier) -> None:
+    from seele_env.hints import Rendering
+
+    rendering = Rendering(placement="prompt", template="plain")
+    env = MathHintEnv(problems=PROBLEMS, verifier=verifier, rendering=rendering)
+    flat = MathHintEnv(problems=PROBLEMS, verifier=verifier, placement="prompt", template="plain")
+    options = {"problem_id": PROBLEMS[0].id, "hint_rate": 0.5}
+    assert env.reset(options=options) == flat.reset(options=options)
+    assert flat.rendering == rendering and (env.placement, env.template) == ("prompt", "plain")
+    with pytest.raises(EnvUsageError, match=r"Both rendering= and template= were given"):
+        MathHintEnv(problems=PROBLEMS, verifier=verifier, rendering=rendering, template="r1")
+    env.close()
+    flat.close()
+
+
 def test_a_prompt_over_the_observation_bound_is_refused(verifier) -> None:
     question = "x" * 199_990  # fits alone; the template makes the prompt too long
     env = MathHintEnv(problems=[Problem("long", question, "1", None)], verifier=verifier)

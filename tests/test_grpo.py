@@ -131,8 +131,8 @@ def test_a_few_grpo_steps_raise_the_reward_on_an_easy_task(tmp_path):
 
     import numpy as np
 
+    from seele_agents.build import build
     from seele_agents.config import load_config
-    from seele_agents.train import build
 
     config = load_config(None, [
         "sft.steps=100", "sft.difficulty=1", "sft.num_problems=500", "env.difficulty=1",

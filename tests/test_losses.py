@@ -196,6 +196,13 @@ def test_loss_types(name: str, aggregation: str, epsilon_high: float) -> None:
     assert spec.paper
 
 
+def test_the_registry_names_every_aggregation_defined_here() -> None:
+    from seele_agents.registry import AGGREGATION_NAMES
+
+    assert tuple(AGGREGATIONS) == AGGREGATION_NAMES
+    assert {spec.aggregation for spec in LOSS_TYPES.values()} <= set(AGGREGATIONS)
+
+
 def test_loss_type_validates_its_aggregation() -> None:
     with pytest.raises(ValueError, match="Did you mean 'token_mean'"):
         LossType("token_means", 0.2, "nowhere")

@@ -188,8 +188,8 @@ def test_a_few_steps_raise_the_reward_on_an_easy_task(tmp_path, algo):
     and after 8 steps; here with one rollout per problem. 250 warm-up steps, so the model starts
     with some reward (~0.45): from a model that never gets one (100 steps), whether 8 steps of
     any learner find it is luck (seed 1: GRPO 0.0 -> 0.07)."""
+    from seele_agents.build import build
     from seele_agents.config import load_config
-    from seele_agents.train import build
 
     config = load_config(None, [
         f"algo.name={algo}", "sft.steps=250", "sft.difficulty=1", "sft.num_problems=500",

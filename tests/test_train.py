@@ -140,7 +140,7 @@ def test_evaluation_reports_greedy_sampled_per_step_and_hint_curve(tmp_path):
 
 
 def test_optimiser_threads_and_warm_up_families_follow_the_config(tmp_path):
-    from seele_agents.train import set_threads
+    from seele_agents.build import set_threads
 
     run = build(small_config(tmp_path, "sgd", "optim.name=sgd", "optim.momentum=0.5"))
     assert isinstance(run.optimizer, torch.optim.SGD)

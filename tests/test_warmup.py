@@ -8,10 +8,10 @@ import pytest
 
 pytest.importorskip("torch", reason="torch is not installed (pip install torch==2.13.0)")
 
-import seele_agents.train as train_module
+import seele_agents.sft as sft_module
 from seele_agents.config import load_config
 from seele_agents.models import load_model
-from seele_agents.train import warm_up
+from seele_agents.sft import warm_up
 
 QUICK = [
     "sft.steps=30", "sft.check_every=10", "sft.check_problems=4", "sft.num_problems=40",
@@ -24,7 +24,7 @@ def warm(tmp_path, monkeypatch, *overrides, accuracies=None):
     config = load_config(None, [*QUICK, f"output_dir={json.dumps(str(tmp_path))}", *overrides])
     if accuracies is not None:
         values = iter(accuracies)
-        monkeypatch.setattr(train_module, "_skill_check", lambda *_: lambda: next(values))
+        monkeypatch.setattr(sft_module, "_skill_check", lambda *_: lambda: next(values))
     model, tokenizer = load_model("tiny", seed=0)
     lines: list[str] = []
     warm_up(config, model, tokenizer, tmp_path / "sft", fresh=True, echo=lines.append)

@@ -7,7 +7,7 @@ learner then learns from all the step's groups. All curricula therefore spend th
 rollouts. Because the learner's curves are known, the benchmark reports the *true* expected
 accuracy at each chosen rate, not only the observed one.
 
-Run it with ``python -m seele_env.simulate`` (``--help`` lists the options).
+Run it with ``python -m seele_env.curricula.compare`` (``--help`` lists the options).
 """
 
 from __future__ import annotations
@@ -226,9 +226,9 @@ def plot(config: BenchConfig, results: Sequence[CurriculumResult], path: Path) -
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m seele_env.simulate``: run the benchmark, print the table, write JSON/PNG."""
+    """``python -m seele_env.curricula.compare``: run it, print the table, write JSON/PNG."""
     parser = argparse.ArgumentParser(
-        prog="python -m seele_env.simulate",
+        prog="python -m seele_env.curricula.compare",
         description="Compare hint curricula on synthetic learners at a matched rollout budget.",
     )
     defaults = BenchConfig()
@@ -274,3 +274,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.json.write_text(json.dumps(report, indent=1, allow_nan=True))
         print(f"results: {args.json}")
     return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from seele_env.curricula.bench import (
+from seele_env.curricula.compare import (
     DEFAULT_CURRICULA,
     BenchConfig,
     format_table,
