@@ -26,10 +26,6 @@ Example:
     seele_agents.config.ConfigError: algo.epsilon_low: expected a float, got 'abc' (str)
 """
 
-# Fields are declared with `option(...)`, a thin wrapper of `dataclasses.field`; ruff's RUF009
-# cannot tell it apart from a call that computes a shared default.
-# ruff: noqa: RUF009
-
 from __future__ import annotations
 
 import copy
@@ -44,7 +40,7 @@ import os
 import re
 import types
 import typing
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -56,6 +52,11 @@ from seele_env.hints import PLACEMENTS, TEMPLATES, UNITS
 from seele_env.procedural import FAMILIES, MAX_DIFFICULTY
 
 T = TypeVar("T")
+
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+"""Parameter dtypes a model may be loaded in; auto = bfloat16 on CUDA, float32 on CPU."""
+BACKENDS = ("transformers", "vllm")
+"""Sampling engines."""
 
 # Bounds a numeric field may declare in its metadata, with how they read in messages.
 _BOUNDS = {
@@ -75,34 +76,69 @@ class ConfigError(ValueError):
         source: Where the value came from (a file name, an override); empty when unknown.
     """
 
-    def __init__(self, message: str, key: str = "", source: str = "") -> None:
+    def __init__(
+        self, message: str, key: str = "", source: str = "", *, value: Any = None, rule: str = ""
+    ) -> None:
         super().__init__(message)
         self.message, self.key, self.source = message, key, source
+        self.value, self.rule = value, rule
 
     def __str__(self) -> str:
         return ": ".join(part for part in (self.source, self.key, self.message) if part)
 
     def within(self, prefix: str) -> ConfigError:
         """The same error, its key seen from the section that holds ``prefix``."""
-        return ConfigError(self.message, _join(prefix, self.key), self.source)
+        return self._with(key=_join(prefix, self.key))
 
     def from_source(self, source: str) -> ConfigError:
         """The same error, attributed to ``source`` unless it already names one."""
-        return ConfigError(self.message, self.key, self.source or source)
+        return self._with(source=self.source or source)
+
+    def as_assignment(self) -> str:
+        """The error as a command reports it: ``samples=-1 must be >= 0 (...)``."""
+        if not (self.key and self.rule):
+            return str(self)
+        return f"{self.key}={self.value!r} {self.rule}"
+
+    def _with(self, **changes: str) -> ConfigError:
+        parts = {"message": self.message, "key": self.key, "source": self.source, **changes}
+        return ConfigError(**parts, value=self.value, rule=self.rule)
 
 
-def option(default: Any, help: str, *, choices: Iterable[Any] | None = None, **bounds: Any) -> Any:
+REQUIRED: Any = dataclasses.MISSING
+"""The default of an option that has none: it must be given."""
+
+
+def option(
+    default: Any,
+    help: str,
+    *,
+    choices: Iterable[Any] | None = None,
+    cli: Mapping[str, Any] | None = None,
+    parse: Callable[[str], Any] | None = None,
+    **bounds: Any,
+) -> Any:
     """A dataclass field documented by ``help`` (one sentence, units included).
 
     Args:
-        default: The default; a list or dict is copied for every instance.
+        default: The default (:data:`REQUIRED`: none); a list or dict is copied for every
+            instance.
         help: What the field means, in one sentence.
         choices: The allowed values, when there is a fixed set.
+        cli: For a command's options (:func:`add_options`): ``flags`` (default ``--name``)
+            and any other keyword of ``add_argument`` (``metavar``, ``nargs``, ``action``).
+        parse: Turns the command line's text into the value (``"0,0.5"`` -> ``[0.0, 0.5]``).
         **bounds: ``ge``, ``gt``, ``le``, ``lt``: limits of a numeric value (``None`` passes).
     """
     metadata: dict[str, Any] = {"help": help, **bounds}
     if choices is not None:
         metadata["choices"] = tuple(choices)
+    if cli is not None:
+        metadata["cli"] = dict(cli)
+    if parse is not None:
+        metadata["parse"] = parse
+    if default is REQUIRED:
+        return field(metadata=metadata)
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda: copy.deepcopy(default), metadata=metadata)
     return field(default=default, metadata=metadata)
@@ -128,12 +164,13 @@ class Section:
             if choices is not None and value not in choices:
                 close = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1)
                 hint = f" Did you mean {close[0]!r}?" if close else ""
-                raise ConfigError(f"{value!r} is not one of {list(choices)}.{hint}", f.name)
+                rule = f"is not one of {list(choices)}.{hint}"
+                raise ConfigError(f"{value!r} {rule}", f.name, value=value, rule=rule)
             for bound, (test, symbol) in _BOUNDS.items():
                 limit = f.metadata.get(bound)
                 if limit is not None and isinstance(value, (int, float)) and not test(value, limit):
                     help = f.metadata["help"].rstrip(".")
-                    raise ConfigError(f"got {value!r}; must be {symbol} {limit} ({help}).", f.name)
+                    _require(False, f.name, value, f"must be {symbol} {limit} ({help}).")
             if isinstance(value, Section):
                 try:
                     value.validate()
@@ -149,7 +186,7 @@ class Section:
 def _require(ok: bool, key: str, value: Any, rule: str) -> None:
     """Raise :class:`ConfigError` naming ``key`` and ``value`` unless ``ok``; ``rule``: the fix."""
     if not ok:
-        raise ConfigError(f"got {value!r}; {rule}", key)
+        raise ConfigError(f"got {value!r}; {rule}", key, value=value, rule=rule)
 
 
 def _check_difficulty(key: str, value: int | list[int]) -> None:
@@ -184,7 +221,7 @@ class ModelConfig(Section):
     dtype: str = option(
         "auto",
         "Parameter dtype; auto = bfloat16 on CUDA, float32 on CPU.",
-        choices=("auto", "float32", "bfloat16", "float16"),
+        choices=DTYPES,
     )
     device: str = option(
         "auto", "Device to train on: auto (CUDA if there is one), cpu, cuda or cuda:N."
@@ -370,7 +407,7 @@ class GenerationConfig(Section):
     backend: str = option(
         "transformers",
         "Sampling engine: transformers (CPU or GPU) or vllm (GPU, optional install).",
-        choices=("transformers", "vllm"),
+        choices=BACKENDS,
     )
     max_new_tokens: int = option(96, "Most tokens generated per response, after any hint.", ge=1)
     temperature: float = option(1.0, "Sampling temperature; 0 = greedy.", ge=0)
@@ -750,11 +787,17 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
     elif tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             if not math.isfinite(value):
-                raise ConfigError(f"expected a finite float, got {value!r}", key)
+                message = f"expected a finite float, got {value!r}"
+                raise ConfigError(message, key, value=value, rule="is not finite")
             return float(value)
     elif isinstance(tp, type) and isinstance(value, tp):
         return value
-    raise ConfigError(f"expected {_describe(tp)}, got {value!r} ({type(value).__name__})", key)
+    raise _wrong_type(value, tp, key)
+
+
+def _wrong_type(value: Any, tp: Any, key: str) -> ConfigError:
+    message = f"expected {_describe(tp)}, got {value!r} ({type(value).__name__})"
+    return ConfigError(message, key, value=value, rule=f"is not {_describe(tp)}")
 
 
 def _convert_union(value: Any, tp: Any, key: str) -> Any:
@@ -775,7 +818,7 @@ def _convert_union(value: Any, tp: Any, key: str) -> Any:
                 precise = precise or error
     if precise is not None:
         raise precise
-    raise ConfigError(f"expected {_describe(tp)}, got {value!r} ({type(value).__name__})", key)
+    raise _wrong_type(value, tp, key)
 
 
 def _unknown_key(prefix: str, key: Any, known: Sequence[str]) -> ConfigError:
@@ -1000,21 +1043,100 @@ def config_reference(cls: type = TrainConfig) -> str:
     return "\n\n".join(blocks) + "\n"
 
 
-def _table(title: str, cls: type, prefix: str) -> str:
+def _table(title: str, cls: type, prefix: str, flags: bool = False) -> str:
     hints = _type_hints(cls)
     doc = " ".join((cls.__doc__ or "").split("\n\n")[0].split()).replace("``", "`")
-    rows = [f"### {title}", "", doc, "", "| key | type | default | meaning |", "|---|---|---|---|"]
+    head = f"| {'option' if flags else 'key'} | type | default | meaning |"
+    rows = [f"### {title}", "", doc, "", head, "|---|---|---|---|"]
     for f in dataclasses.fields(cls):
         if dataclasses.is_dataclass(hints[f.name]):
             continue
         default = f.default if f.default_factory is dataclasses.MISSING else f.default_factory()
+        shown = "required" if default is dataclasses.MISSING else f"`{json.dumps(default)}`"
+        names = _flags(f) if flags else [_join(prefix, f.name)]
+        key = ", ".join(f"`{name}`" for name in names)
         meaning = f.metadata.get("help", "")
         bounds = [f"{_BOUNDS[b][1]} {f.metadata[b]}" for b in _BOUNDS if b in f.metadata]
         if bounds:
             meaning += f" Range: {', '.join(bounds)}."
         if "choices" in f.metadata:
             meaning += " Choices: " + ", ".join(f"`{c}`" for c in f.metadata["choices"]) + "."
-        cells = [f"`{_join(prefix, f.name)}`", f"`{_label(hints[f.name])}`"]
-        cells += [f"`{json.dumps(default)}`", meaning]
+        cells = [key, f"`{_label(hints[f.name])}`", shown, meaning]
         rows.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
     return "\n".join(rows)
+
+
+# --- commands' options ---------------------------------------------------------------------------
+
+
+class Options(Section):
+    """Base of a command's settings (``seele eval``, ``seele bench ...``): a :class:`Section`
+    whose fields are also the command's flags (:func:`add_options`) and whose errors read as
+    assignments (``samples=-1 must be >= 0 (...)``), raised as :attr:`error`."""
+
+    error: typing.ClassVar[type[Exception]] = ConfigError
+
+    def __post_init__(self) -> None:
+        try:
+            self.validate()
+        except ConfigError as error:
+            raise self.error(error.as_assignment()) from None
+
+
+def _flags(f: dataclasses.Field[Any]) -> list[str]:
+    return list(f.metadata.get("cli", {}).get("flags", [f"--{f.name.replace('_', '-')}"]))
+
+
+def add_options(parser: Any, cls: type[Options]) -> None:
+    """One flag per field of ``cls``: ``--max-new-tokens`` for ``max_new_tokens``, its help the
+    field's help plus its default, ``--x`` / ``--no-x`` style switches for bools.
+
+    A field with ``parse`` takes one text (``--hint-rates 0,0.5``), a list field several values
+    (``--dataset gsm8k math500``); ``option(cli=...)`` changes the flag names or adds
+    ``add_argument`` keywords. Values are checked when :func:`options_from_args` builds ``cls``.
+    """
+    hints = _type_hints(cls)
+    for f in dataclasses.fields(cls):
+        extra = {k: v for k, v in f.metadata.get("cli", {}).items() if k != "flags"}
+        arms = [a for a in typing.get_args(hints[f.name]) if a is not type(None)]
+        tp = arms[0] if _is_union(hints[f.name]) else hints[f.name]
+        kwargs: dict[str, Any] = {"dest": f.name, "help": f.metadata["help"]}
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            kwargs["required"] = True
+        else:
+            default = f.default if f.default_factory is dataclasses.MISSING else f.default_factory()
+            kwargs["default"] = default
+            if default is not None and tp is not bool:
+                kwargs["help"] += f" Default: {_shown(default)}."
+        if tp is bool:
+            kwargs["action"] = "store_false" if kwargs.get("default") else "store_true"
+        elif "parse" not in f.metadata and typing.get_origin(tp) is list:
+            kwargs.update(nargs="+", type=typing.get_args(tp)[0])
+        elif "parse" not in f.metadata and tp in (int, float):
+            kwargs["type"] = tp
+        if "choices" in f.metadata and "parse" not in f.metadata:
+            kwargs["choices"] = f.metadata["choices"]
+        parser.add_argument(*_flags(f), **{**kwargs, **extra})
+
+
+def options_from_args(cls: type[T], args: Any) -> T:
+    """``cls`` built from the parsed flags of :func:`add_options` (texts through each field's
+    ``parse``), every value checked as in a config file; errors raised as ``cls.error``."""
+    values = {}
+    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+        value = getattr(args, f.name)
+        parse = f.metadata.get("parse")
+        values[f.name] = parse(value) if parse is not None and isinstance(value, str) else value
+    return cls(**values)
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return " ".join(str(v) for v in value)
+    return str(value)
+
+
+def options_reference(cls: type[Options], command: str) -> str:
+    """A markdown table of ``command``'s options (the fields of ``cls``): flag | type | default
+    | meaning, like :func:`config_reference`."""
+    return _table(f"`{command}` options", cls, "", flags=True) + "\n"

@@ -18,6 +18,7 @@ from seele_agents.config import (
     config_reference,
     config_to_dict,
     load_config,
+    options_reference,
     parse_override,
     save_config,
 )
@@ -394,3 +395,21 @@ def test_docs_training_md_carries_the_current_config_reference():
 
     docs = (Path(__file__).parent.parent / "docs" / "training.md").read_text(encoding="utf-8")
     assert config_reference() in docs
+
+
+# (document, module, options class, command): each command's options table, generated.
+COMMAND_DOCS = [
+    ("evaluation.md", "seele_agents.eval_command", "EvalCommandConfig", "seele eval"),
+]
+
+
+@pytest.mark.parametrize(("doc", "module", "name", "command"), COMMAND_DOCS)
+def test_docs_carry_each_commands_options_reference(doc, module, name, command):
+    """Each command's options are documented once: the table is options_reference()'s; rerun it
+    and paste the table when an option changes."""
+    import importlib
+    from pathlib import Path
+
+    cls = getattr(importlib.import_module(module), name)
+    text = (Path(__file__).parent.parent / "docs" / doc).read_text(encoding="utf-8")
+    assert options_reference(cls, command) in text
