@@ -170,7 +170,7 @@ class Section:
                 limit = f.metadata.get(bound)
                 if limit is not None and isinstance(value, (int, float)) and not test(value, limit):
                     help = f.metadata["help"].rstrip(".")
-                    _require(False, f.name, value, f"must be {symbol} {limit} ({help}).")
+                    require(False, f.name, value, f"must be {symbol} {limit} ({help}).")
             if isinstance(value, Section):
                 try:
                     value.validate()
@@ -183,29 +183,30 @@ class Section:
         """The section's own rules, beyond types, choices and bounds."""
 
 
-def _require(ok: bool, key: str, value: Any, rule: str) -> None:
-    """Raise :class:`ConfigError` naming ``key`` and ``value`` unless ``ok``; ``rule``: the fix."""
+def require(ok: bool, key: str, value: Any, rule: str) -> None:
+    """Raise :class:`ConfigError` naming ``key`` and ``value`` unless ``ok``; ``rule``: what the
+    value must be, or the fix (a section's :meth:`~Section.check` uses it)."""
     if not ok:
         raise ConfigError(f"got {value!r}; {rule}", key, value=value, rule=rule)
 
 
 def _check_difficulty(key: str, value: int | list[int]) -> None:
     bounds = value if isinstance(value, list) else [value]
-    _require(
+    require(
         len(bounds) == (2 if isinstance(value, list) else 1)
         and all(1 <= d <= MAX_DIFFICULTY for d in bounds),
         key,
         value,
         f"give an int in [1, {MAX_DIFFICULTY}] or a range [lo, hi] of them, e.g. [1, 3].",
     )
-    _require(bounds[0] <= bounds[-1], key, value, "a range [lo, hi] needs lo <= hi.")
+    require(bounds[0] <= bounds[-1], key, value, "a range [lo, hi] needs lo <= hi.")
 
 
 def _check_families(families: list[str] | None) -> None:
     for i, family in enumerate(families or []):
         close = difflib.get_close_matches(family, FAMILIES, n=1)
         hint = f"did you mean {close[0]!r}? " if close else ""
-        _require(family in FAMILIES, f"families[{i}]", family, f"{hint}known: {list(FAMILIES)}.")
+        require(family in FAMILIES, f"families[{i}]", family, f"{hint}known: {list(FAMILIES)}.")
 
 
 @dataclass
@@ -238,14 +239,14 @@ class ModelConfig(Section):
     )
 
     def check(self) -> None:
-        _require(bool(self.name.strip()), "name", self.name, 'give "tiny", a hub id or a folder.')
-        _require(
+        require(bool(self.name.strip()), "name", self.name, 'give "tiny", a hub id or a folder.')
+        require(
             re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device) is not None,
             "device",
             self.device,
             "use auto, cpu, cuda or cuda:N (e.g. cuda:0).",
         )
-        _require(
+        require(
             self.lora_rank == 0 or len(self.lora_target_modules) > 0,
             "lora_target_modules",
             self.lora_target_modules,
@@ -291,7 +292,7 @@ class EnvConfig(Section):
     def check(self) -> None:
         _check_difficulty("difficulty", self.difficulty)
         _check_families(self.families)
-        _require(
+        require(
             self.template in (*TEMPLATES, "chat") or "{question}" in self.template,
             "template",
             self.template,
@@ -515,7 +516,7 @@ class OptimConfig(Section):
     )
 
     def check(self) -> None:
-        _require(
+        require(
             len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas),
             "betas",
             self.betas,
@@ -643,7 +644,7 @@ class TrainConfig(Section):
     keep_checkpoints: int = option(2, "Most recent checkpoints kept; older are deleted.", ge=1)
 
     def check(self) -> None:
-        _require(bool(self.output_dir.strip()), "output_dir", self.output_dir, "give a folder.")
+        require(bool(self.output_dir.strip()), "output_dir", self.output_dir, "give a folder.")
 
 
 def eval_source(config: TrainConfig) -> tuple[str, str | None]:
@@ -699,13 +700,13 @@ def _check_dataset_name(name: str, key: str) -> None:
 def _check_data_path(path: Path, key: str) -> None:
     if path.is_dir():
         files = [f for f in path.iterdir() if f.is_file() and f.stat().st_size > 0]
-        _require(bool(files), key, str(path), "the folder holds no non-empty file; fix the path.")
+        require(bool(files), key, str(path), "the folder holds no non-empty file; fix the path.")
     elif not path.is_file():
-        _require(False, key, str(path), "no such file or folder; fix the path (or set null).")
+        require(False, key, str(path), "no such file or folder; fix the path (or set null).")
     else:
         size = path.stat().st_size
         empty = size == 0 or (size < 4096 and not path.read_bytes().strip())
-        _require(not empty, key, str(path), "the file is empty; fix the path.")
+        require(not empty, key, str(path), "the file is empty; fix the path.")
 
 
 # --- conversion ----------------------------------------------------------------------------------

@@ -400,6 +400,8 @@ def test_docs_training_md_carries_the_current_config_reference():
 # (document, module, options class, command): each command's options table, generated.
 COMMAND_DOCS = [
     ("evaluation.md", "seele_agents.eval_command", "EvalCommandConfig", "seele eval"),
+    ("performance.md", "seele_agents.speed", "SpeedConfig", "seele bench speed"),
+    ("performance.md", "seele_agents.scaling", "ScalingConfig", "seele bench scaling"),
 ]
 
 
