@@ -1090,7 +1090,8 @@ def _flags(f: dataclasses.Field[Any]) -> list[str]:
 
 def add_options(parser: Any, cls: type[Options]) -> None:
     """One flag per field of ``cls``: ``--max-new-tokens`` for ``max_new_tokens``, its help the
-    field's help plus its default, ``--x`` / ``--no-x`` style switches for bools.
+    field's help plus its default. A bool is a switch that flips its default (one defaulting to
+    true needs a flag name of its own: ``--eos`` turns ``fixed_length`` off).
 
     A field with ``parse`` takes one text (``--hint-rates 0,0.5``), a list field several values
     (``--dataset gsm8k math500``); ``option(cli=...)`` changes the flag names or adds
@@ -1107,13 +1108,15 @@ def add_options(parser: Any, cls: type[Options]) -> None:
         else:
             default = f.default if f.default_factory is dataclasses.MISSING else f.default_factory()
             kwargs["default"] = default
-            if default is not None and tp is not bool:
+            if default not in (None, []) and tp is not bool:
                 kwargs["help"] += f" Default: {_shown(default)}."
         if tp is bool:
             kwargs["action"] = "store_false" if kwargs.get("default") else "store_true"
-        elif "parse" not in f.metadata and typing.get_origin(tp) is list:
+        elif "parse" in f.metadata or "action" in extra:
+            pass  # one text, parsed by options_from_args; or the action decides
+        elif typing.get_origin(tp) is list:
             kwargs.update(nargs="+", type=typing.get_args(tp)[0])
-        elif "parse" not in f.metadata and tp in (int, float):
+        elif tp in (int, float):
             kwargs["type"] = tp
         if "choices" in f.metadata and "parse" not in f.metadata:
             kwargs["choices"] = f.metadata["choices"]

@@ -402,6 +402,7 @@ COMMAND_DOCS = [
     ("evaluation.md", "seele_agents.eval_command", "EvalCommandConfig", "seele eval"),
     ("performance.md", "seele_agents.speed", "SpeedConfig", "seele bench speed"),
     ("performance.md", "seele_agents.scaling", "ScalingConfig", "seele bench scaling"),
+    ("benchmarks.md", "seele_agents.bench", "BenchOptions", "seele bench curricula"),
 ]
 
 
