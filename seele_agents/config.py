@@ -346,13 +346,27 @@ _RESERVED_OPTIONS = {
 }
 
 
-def _curriculum_arguments(cls: type[Curriculum]) -> set[str]:
-    """Keyword arguments ``cls`` accepts, its bases' included (it passes ``**kwargs`` on)."""
-    names: set[str] = set()
-    for klass in cls.__mro__:
-        if issubclass(klass, Curriculum):
-            names |= set(inspect.signature(klass.__init__).parameters)
-    return names - {"self", "kwargs"}
+@functools.cache
+def curriculum_options(cls: type[Curriculum]) -> dict[str, Any]:
+    """The keyword arguments ``cls`` accepts, its bases' included (it passes ``**kwargs`` on),
+    each with its type hint as a config type (``Sequence[int]`` read as ``list[int]``)."""
+    options: dict[str, Any] = {}
+    for klass in reversed(cls.__mro__):  # a subclass's argument replaces its base's
+        if issubclass(klass, Curriculum) and "__init__" in vars(klass):
+            hints = typing.get_type_hints(klass.__init__)
+            for name in inspect.signature(klass.__init__).parameters:
+                if name not in ("self", "kwargs"):
+                    options[name] = _as_config_type(hints.get(name, Any))
+    return options
+
+
+def _as_config_type(tp: Any) -> Any:
+    """``tp`` in the types :func:`_convert` knows: abstract sequences become lists."""
+    if _is_union(tp):
+        return functools.reduce(operator.or_, [_as_config_type(a) for a in typing.get_args(tp)])
+    if typing.get_origin(tp) in (Sequence, tuple):
+        return list[_as_config_type(typing.get_args(tp)[0])]  # type: ignore[misc]
+    return tp
 
 
 @dataclass
@@ -365,12 +379,13 @@ class CurriculumConfig(Section):
     options: dict[str, Any] = option(
         {},
         "Keyword arguments of the curriculum, e.g. {target_accuracy: 0.5} for seele or "
-        "{horizon: 200} for uft.",
+        "{horizon: 200} for uft; each is checked against the type of that argument.",
     )
 
     def check(self) -> None:
-        known = sorted(_curriculum_arguments(CURRICULA[self.name]) - set(_RESERVED_OPTIONS))
-        for key in self.options:
+        types = curriculum_options(CURRICULA[self.name])
+        known = sorted(set(types) - set(_RESERVED_OPTIONS))
+        for key, value in self.options.items():
             if key in _RESERVED_OPTIONS:
                 raise ConfigError(f"not an option: {_RESERVED_OPTIONS[key]}.", f"options.{key}")
             if key not in known:
@@ -380,6 +395,7 @@ class CurriculumConfig(Section):
                     f"curriculum {self.name!r} takes no option {key!r}.{hint} Options: {known}.",
                     f"options.{key}",
                 )
+            self.options[key] = _convert(value, types[key], f"options.{key}")
         _check_curriculum_values(self)
 
 

@@ -397,6 +397,33 @@ def test_docs_training_md_carries_the_current_config_reference():
     assert config_reference() in docs
 
 
+def test_curriculum_options_are_typed_by_the_curriculum_arguments(tmp_path) -> None:
+    """Each option is converted to the type of the curriculum's ``__init__`` argument at load."""
+    path = tmp_path / "run.yaml"
+    path.write_text("curriculum:\n  options:\n    target_accuracy: abc\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert caught.value.key == "curriculum.options.target_accuracy"
+    assert str(caught.value) == (
+        f"{path}: curriculum.options.target_accuracy: expected a float, got 'abc' (str)"
+    )
+    with pytest.raises(ConfigError, match=r"options\.horizon: expected an integer, got 2\.5"):
+        load_config(overrides=["curriculum.name=uft", "curriculum.options.horizon=2.5"])
+    with pytest.raises(ConfigError, match=r"options\.boundaries\[0\]: expected an integer"):
+        load_config(overrides=["curriculum.name=questa", "curriculum.options.boundaries=[x]"])
+    # Good values come out as the argument's type: an int for a float, a list for a Sequence.
+    cfg = load_config(overrides=["curriculum.options={target_accuracy: 0.75, anchors: false}"])
+    assert cfg.curriculum.options == {"target_accuracy": 0.75, "anchors": False}
+    cfg = config_from_dict(
+        TrainConfig,
+        {"curriculum": {"name": "questa", "options": {"rates": (1, 0.5), "boundaries": [2]}}},
+    )
+    assert cfg.curriculum.options == {"rates": [1.0, 0.5], "boundaries": [2]}
+    assert isinstance(cfg.curriculum.options["rates"][0], float)
+    cfg = load_config(overrides=["curriculum.options.first_visit_rate=0.25"])  # str | float
+    assert cfg.curriculum.options == {"first_visit_rate": 0.25}
+
+
 # (document, module, options class, command): each command's options table, generated.
 COMMAND_DOCS = [
     ("evaluation.md", "seele_agents.eval_command", "EvalCommandConfig", "seele eval"),
