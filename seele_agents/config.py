@@ -11,6 +11,10 @@ the result with type checks: a bool must be ``true``/``false``, an int may not b
 unknown key gets a "did you mean". Errors are :class:`ConfigError` s naming the key path, the bad
 value and where it came from. :func:`config_reference` renders every field as markdown tables.
 
+The other commands (``seele eval``, ``seele bench ...``) declare their settings the same way, as
+:class:`Options` sections: :func:`add_options` makes their flags, :func:`options_from_args`
+builds and checks them from the parsed flags, :func:`options_reference` documents them.
+
 Example:
     >>> cfg = load_config(overrides=["algo.beta=0.01", "env.difficulty=[1, 3]"])
     >>> cfg.algo.beta, cfg.env.difficulty, cfg.model.name
@@ -74,6 +78,9 @@ class ConfigError(ValueError):
         message: What is wrong and how to fix it.
         key: The dotted key path of the bad value (``algo.epsilon_low``); empty for a whole file.
         source: Where the value came from (a file name, an override); empty when unknown.
+        value: The bad value, where one is to blame.
+        rule: What the value breaks, to follow ``key=value`` (``must be >= 1 (...)``); empty when
+            the message says it all.
     """
 
     def __init__(
