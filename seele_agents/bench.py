@@ -21,6 +21,7 @@ docs/benchmarks.md for the presets and measured results.
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import math
 import os
@@ -32,6 +33,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from seele_agents.config import (
+    REQUIRED,
+    ConfigError,
+    Options,
+    Section,
+    TrainConfig,
+    add_options,
+    config_from_dict,
+    config_to_dict,
+    load_config,
+    option,
+    options_from_args,
+    require,
+)
 from seele_agents.evaluation import write_atomic
 
 # label -> (curriculum name, options). Schedules are scaled to the run's length in `_options`.
@@ -47,11 +62,43 @@ LINEUP: dict[str, tuple[str, dict[str, Any]]] = {
     "seele-capped": ("seele", {"keep_answer_out": True}),  # never the last step (the answer)
 }
 
-# name -> (description, config overrides, curricula, seeds). Overrides use `--set` syntax.
-PRESETS: dict[str, tuple[str, list[str], list[str], list[int]]] = {
-    "cpu": (
-        "tiny Llama, procedural arithmetic harder than its warm-up; every curriculum, 3 seeds",
-        [
+
+def _check_curricula(key: str, curricula: list[str] | None) -> None:
+    unknown = [c for c in curricula or [] if c not in LINEUP]
+    close = difflib.get_close_matches(unknown[0], LINEUP, n=1) if unknown else []
+    guess = f" Did you mean {close[0]!r}?" if close else ""
+    rule = f"names unknown curricula {unknown}; choose from {list(LINEUP)}.{guess}"
+    require(not unknown, key, curricula, rule)
+    twice = curricula is not None and len(set(curricula)) != len(curricula)
+    require(not twice, key, curricula, "names one twice; give each once.")
+
+
+def _check_seeds(key: str, seeds: list[int] | None) -> None:
+    ok = seeds is None or (bool(seeds) and len(set(seeds)) == len(seeds) and min(seeds) >= 0)
+    require(ok, key, seeds, "must be distinct seeds >= 0.")
+
+
+@dataclass(frozen=True)
+class Preset(Section):
+    """A named benchmark: what it changes in the training config, which curricula, which seeds."""
+
+    description: str = option(REQUIRED, "What the preset measures, in one line.")
+    overrides: list[str] = option(
+        REQUIRED, "Training config overrides in --set syntax, over the CPU demo's defaults."
+    )
+    curricula: list[str] = option(REQUIRED, "Curricula compared: labels of LINEUP.")
+    seeds: list[int] = option(REQUIRED, "One run per curriculum per seed.")
+
+    def check(self) -> None:
+        _check_curricula("curricula", self.curricula)
+        _check_seeds("seeds", self.seeds)
+
+
+PRESETS: dict[str, Preset] = {
+    "cpu": Preset(
+        description="tiny Llama, procedural arithmetic harder than its warm-up; every curriculum, "
+        "3 seeds",
+        overrides=[
             "steps=16",
             "problems_per_step=16",
             "eval.every_steps=4",
@@ -72,13 +119,13 @@ PRESETS: dict[str, tuple[str, list[str], list[str], list[int]]] = {
             "eval.samples=0",
             "eval.hint_curve=false",
         ],
-        list(LINEUP),
-        [0, 1, 2],
+        curricula=list(LINEUP),
+        seeds=[0, 1, 2],
     ),
-    "hints": (
-        "tiny Llama warmed up only part-way (per-step accuracy ~0.5), 5-step running totals "
-        "it rarely finishes without a hint; every curriculum, 5 seeds",
-        [
+    "hints": Preset(
+        description="tiny Llama warmed up only part-way (per-step accuracy ~0.5), 5-step running "
+        "totals it rarely finishes without a hint; every curriculum, 5 seeds",
+        overrides=[
             "steps=20",
             "sft.target_step_accuracy=0.5",
             "sft.check_every=50",
@@ -86,12 +133,12 @@ PRESETS: dict[str, tuple[str, list[str], list[str], list[int]]] = {
             "eval.samples=2",
             "eval.hint_curve=false",
         ],
-        list(LINEUP),
-        [0, 1, 2, 3, 4],
+        curricula=list(LINEUP),
+        seeds=[0, 1, 2, 3, 4],
     ),
-    "smoke": (
-        "seconds per run: checks the plumbing, measures nothing",
-        [
+    "smoke": Preset(
+        description="seconds per run: checks the plumbing, measures nothing",
+        overrides=[
             "steps=2",
             "problems_per_step=2",
             "curriculum.num_rounds=2",
@@ -105,10 +152,48 @@ PRESETS: dict[str, tuple[str, list[str], list[str], list[int]]] = {
             "eval.every_steps=1",
             "checkpoint_every=1",
         ],
-        ["none", "seele"],
-        [0, 1],
+        curricula=["none", "seele"],
+        seeds=[0, 1],
     ),
 }
+
+
+@dataclass(frozen=True)
+class BenchOptions(Options):
+    """What ``seele bench curricula`` runs: a preset, changed by these options."""
+
+    preset: str = option(
+        "hints",
+        "The benchmark (docs/benchmarks.md): "
+        + "; ".join(f"{name}: {preset.description}" for name, preset in PRESETS.items())
+        + ".",
+        choices=sorted(PRESETS),
+    )
+    config: str | None = option(None, "A YAML training config applied over the preset.")
+    overrides: list[str] = option(
+        [],
+        "Override a training config field for every run, e.g. --set algo.beta=0.01 "
+        "(repeatable; after the preset's and the file's).",
+        cli={"flags": ("--set",), "action": "append", "metavar": "KEY=VALUE"},
+    )
+    curricula: list[str] | None = option(
+        None,
+        f"Curricula to compare, from {list(LINEUP)}; null = the preset's.",
+        cli={"metavar": "NAME"},
+    )
+    seeds: list[int] | None = option(None, "Seeds, one run each; null = the preset's.")
+    workers: int | None = option(
+        None,
+        "Runs trained at once, one process each; null = 2 on a machine with 2 or more cores, "
+        "else 1.",
+        ge=1,
+    )
+    threads: int = option(1, "Torch threads per worker.", ge=1)
+    output_dir: str | None = option(None, "The benchmark's folder; null = runs/bench-<preset>.")
+
+    def check(self) -> None:
+        _check_curricula("curricula", self.curricula)
+        _check_seeds("seeds", self.seeds)
 
 
 @dataclass
@@ -125,7 +210,7 @@ class BenchSpec:
         threads: Torch threads per worker.
     """
 
-    base: Any
+    base: TrainConfig
     curricula: list[str]
     seeds: list[int]
     output_dir: Path
@@ -226,8 +311,6 @@ def _options(label: str, steps: int) -> tuple[str, dict[str, Any]]:
 
 def run_config(spec: BenchSpec, label: str, seed: int, start: Path | None) -> Any:
     """The training config of one run: the base, from the shared start, one curriculum."""
-    from seele_agents.config import TrainConfig, config_from_dict, config_to_dict
-
     data = config_to_dict(spec.base)
     name, options = _options(label, spec.base.steps)
     data["curriculum"].update(name=name, options=options)
@@ -418,8 +501,6 @@ def collect(spec: BenchSpec) -> dict[str, Any]:
                 comparisons[label] = paired_comparison(mine, base)
                 mine = {s: r["sampled_after"] for s, r in c["runs"].items()}
                 sampled[label] = paired_comparison(mine, base_sampled)
-    from seele_agents.config import config_to_dict
-
     return {
         "preset": spec.preset,
         "rollouts_per_run": spec.base.steps * per_step,
@@ -570,64 +651,32 @@ def write_results(spec: BenchSpec, results: dict[str, Any]) -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options of ``seele bench curricula``."""
-    parser.add_argument(
-        "--preset", default="hints", choices=sorted(PRESETS),
-        help="; ".join(f"{k}: {v[0]}" for k, v in PRESETS.items()),
-    )  # fmt: skip
-    parser.add_argument("--config", help="a YAML training config applied over the preset")
-    parser.add_argument(
-        "--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
-        help="override a training config field for every run (repeatable)",
-    )  # fmt: skip
-    parser.add_argument(
-        "--curricula", nargs="+", metavar="NAME",
-        help=f"curricula to compare, from {list(LINEUP)} (default: the preset's)",
-    )  # fmt: skip
-    parser.add_argument("--seeds", nargs="+", type=int, help="seeds (default: the preset's)")
-    parser.add_argument(
-        "--workers", type=int, default=min(2, os.cpu_count() or 1),
-        help="runs trained at once, one process each (default: 2 on a machine with 2+ cores)",
-    )  # fmt: skip
-    parser.add_argument("--threads", type=int, default=1, help="torch threads per worker")
-    parser.add_argument("--output-dir", help="default: runs/bench-<preset>")
+    """The options of ``seele bench curricula``: :class:`BenchOptions`' fields, and
+    ``--overwrite``."""
+    add_options(parser, BenchOptions)
     parser.add_argument(
         "--overwrite", action="store_true", help="delete earlier runs in --output-dir first"
     )
 
 
 def spec_from_args(args: argparse.Namespace) -> BenchSpec:
-    """Check the options and build the :class:`BenchSpec` (``ValueError`` names a bad one)."""
-    from seele_agents.config import load_config
-
-    _, overrides, curricula, seeds = PRESETS[args.preset]
-    curricula = list(args.curricula or curricula)
-    unknown = [c for c in curricula if c not in LINEUP]
-    if unknown:
-        import difflib
-
-        close = difflib.get_close_matches(unknown[0], LINEUP, n=1)
-        guess = f" Did you mean {close[0]!r}?" if close else ""
-        raise ValueError(f"unknown curricula {unknown}; choose from {list(LINEUP)}.{guess}")
-    if len(set(curricula)) != len(curricula):
-        raise ValueError(f"--curricula {curricula} names one twice; give each once.")
-    seeds = list(args.seeds if args.seeds is not None else seeds)
-    if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
-        raise ValueError(f"--seeds {seeds}: give distinct seeds >= 0.")
-    if args.workers < 1 or args.threads < 1:
-        raise ValueError(f"--workers {args.workers} / --threads {args.threads}: use 1 or more.")
-    base = load_config(args.config, [*overrides, *args.overrides])
-    out = Path(args.output_dir or f"runs/bench-{args.preset}")
+    """Check the options and build the :class:`BenchSpec` (a :class:`ConfigError` names a bad
+    one)."""
+    options = options_from_args(BenchOptions, args)
+    preset = PRESETS[options.preset]
     return BenchSpec(
-        base, curricula, seeds, out, workers=args.workers, threads=args.threads,
-        preset=args.preset,
-    )  # fmt: skip
+        base=load_config(options.config, [*preset.overrides, *options.overrides]),
+        curricula=list(options.curricula or preset.curricula),
+        seeds=list(options.seeds if options.seeds is not None else preset.seeds),
+        output_dir=Path(options.output_dir or f"runs/bench-{options.preset}"),
+        workers=options.workers or min(2, os.cpu_count() or 1),
+        threads=options.threads,
+        preset=options.preset,
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     """``seele bench curricula``: returns the exit status."""
-    from seele_agents.config import ConfigError
-
     try:
         spec = spec_from_args(args)
     except (ValueError, ConfigError, FileNotFoundError) as error:

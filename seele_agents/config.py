@@ -11,6 +11,10 @@ the result with type checks: a bool must be ``true``/``false``, an int may not b
 unknown key gets a "did you mean". Errors are :class:`ConfigError` s naming the key path, the bad
 value and where it came from. :func:`config_reference` renders every field as markdown tables.
 
+The other commands (``seele eval``, ``seele bench ...``) declare their settings the same way, as
+:class:`Options` sections: :func:`add_options` makes their flags, :func:`options_from_args`
+builds and checks them from the parsed flags, :func:`options_reference` documents them.
+
 Example:
     >>> cfg = load_config(overrides=["algo.beta=0.01", "env.difficulty=[1, 3]"])
     >>> cfg.algo.beta, cfg.env.difficulty, cfg.model.name
@@ -26,10 +30,6 @@ Example:
     seele_agents.config.ConfigError: algo.epsilon_low: expected a float, got 'abc' (str)
 """
 
-# Fields are declared with `option(...)`, a thin wrapper of `dataclasses.field`; ruff's RUF009
-# cannot tell it apart from a call that computes a shared default.
-# ruff: noqa: RUF009
-
 from __future__ import annotations
 
 import copy
@@ -44,7 +44,7 @@ import os
 import re
 import types
 import typing
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -57,6 +57,11 @@ from seele_env.hints import PLACEMENTS, TEMPLATES, UNITS
 from seele_env.procedural import FAMILIES, MAX_DIFFICULTY
 
 T = TypeVar("T")
+
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+"""Parameter dtypes a model may be loaded in; auto = bfloat16 on CUDA, float32 on CPU."""
+BACKENDS = ("transformers", "vllm")
+"""Sampling engines."""
 
 # Bounds a numeric field may declare in its metadata, with how they read in messages.
 _BOUNDS = {
@@ -74,32 +79,64 @@ class ConfigError(ValueError):
         message: What is wrong and how to fix it.
         key: The dotted key path of the bad value (``algo.epsilon_low``); empty for a whole file.
         source: Where the value came from (a file name, an override); empty when unknown.
+        value: The bad value, where one is to blame.
+        rule: What the value breaks, to follow ``key=value`` (``must be >= 1 (...)``); empty when
+            the message says it all.
     """
 
-    def __init__(self, message: str, key: str = "", source: str = "") -> None:
+    def __init__(
+        self, message: str, key: str = "", source: str = "", *, value: Any = None, rule: str = ""
+    ) -> None:
         super().__init__(message)
         self.message, self.key, self.source = message, key, source
+        self.value, self.rule = value, rule
 
     def __str__(self) -> str:
         return ": ".join(part for part in (self.source, self.key, self.message) if part)
 
     def within(self, prefix: str) -> ConfigError:
         """The same error, its key seen from the section that holds ``prefix``."""
-        return ConfigError(self.message, _join(prefix, self.key), self.source)
+        return self._with(key=_join(prefix, self.key))
 
     def from_source(self, source: str) -> ConfigError:
         """The same error, attributed to ``source`` unless it already names one."""
-        return ConfigError(self.message, self.key, self.source or source)
+        return self._with(source=self.source or source)
+
+    def as_assignment(self) -> str:
+        """The error as a command reports it: ``samples=-1 must be >= 0 (...)``."""
+        if not (self.key and self.rule):
+            return str(self)
+        return f"{self.key}={self.value!r} {self.rule}"
+
+    def _with(self, **changes: str) -> ConfigError:
+        parts = {"message": self.message, "key": self.key, "source": self.source, **changes}
+        return ConfigError(**parts, value=self.value, rule=self.rule)
 
 
-def option(default: Any, help: str, *, choices: Iterable[Any] | None = None, **bounds: Any) -> Any:
+REQUIRED: Any = dataclasses.MISSING
+"""The default of an option that has none: it must be given."""
+
+
+def option(
+    default: Any,
+    help: str,
+    *,
+    choices: Iterable[Any] | None = None,
+    cli: Mapping[str, Any] | None = None,
+    parse: Callable[[str], Any] | None = None,
+    **bounds: Any,
+) -> Any:
     """A dataclass field documented by ``help`` (one sentence, units included).
 
     Args:
-        default: The default; a list or dict is copied for every instance.
+        default: The default (:data:`REQUIRED`: none); a list or dict is copied for every
+            instance.
         help: What the field means, in one sentence.
         choices: The allowed values, when there is a fixed set; a mapping (a registry such as
             :data:`~seele_agents.registry.LEARNERS`) allows its keys at the time of the check.
+        cli: For a command's options (:func:`add_options`): ``flags`` (default ``--name``)
+            and any other keyword of ``add_argument`` (``metavar``, ``nargs``, ``action``).
+        parse: Turns the command line's text into the value (``"0,0.5"`` -> ``[0.0, 0.5]``).
         **bounds: ``ge``, ``gt``, ``le``, ``lt``: limits of a numeric value (``None`` passes).
     """
     metadata: dict[str, Any] = {"help": help, **bounds}
@@ -107,6 +144,12 @@ def option(default: Any, help: str, *, choices: Iterable[Any] | None = None, **b
         metadata["choices"] = choices.keys()
     elif choices is not None:
         metadata["choices"] = tuple(choices)
+    if cli is not None:
+        metadata["cli"] = dict(cli)
+    if parse is not None:
+        metadata["parse"] = parse
+    if default is REQUIRED:
+        return field(metadata=metadata)
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda: copy.deepcopy(default), metadata=metadata)
     return field(default=default, metadata=metadata)
@@ -132,12 +175,13 @@ class Section:
             if choices is not None and value not in choices:
                 close = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1)
                 hint = f" Did you mean {close[0]!r}?" if close else ""
-                raise ConfigError(f"{value!r} is not one of {list(choices)}.{hint}", f.name)
+                rule = f"is not one of {list(choices)}.{hint}"
+                raise ConfigError(f"{value!r} {rule}", f.name, value=value, rule=rule)
             for bound, (test, symbol) in _BOUNDS.items():
                 limit = f.metadata.get(bound)
                 if limit is not None and isinstance(value, (int, float)) and not test(value, limit):
                     help = f.metadata["help"].rstrip(".")
-                    raise ConfigError(f"got {value!r}; must be {symbol} {limit} ({help}).", f.name)
+                    require(False, f.name, value, f"must be {symbol} {limit} ({help}).")
             if isinstance(value, Section):
                 try:
                     value.validate()
@@ -150,29 +194,30 @@ class Section:
         """The section's own rules, beyond types, choices and bounds."""
 
 
-def _require(ok: bool, key: str, value: Any, rule: str) -> None:
-    """Raise :class:`ConfigError` naming ``key`` and ``value`` unless ``ok``; ``rule``: the fix."""
+def require(ok: bool, key: str, value: Any, rule: str) -> None:
+    """Raise :class:`ConfigError` naming ``key`` and ``value`` unless ``ok``; ``rule``: what the
+    value must be, or the fix (a section's :meth:`~Section.check` uses it)."""
     if not ok:
-        raise ConfigError(f"got {value!r}; {rule}", key)
+        raise ConfigError(f"got {value!r}; {rule}", key, value=value, rule=rule)
 
 
 def _check_difficulty(key: str, value: int | list[int]) -> None:
     bounds = value if isinstance(value, list) else [value]
-    _require(
+    require(
         len(bounds) == (2 if isinstance(value, list) else 1)
         and all(1 <= d <= MAX_DIFFICULTY for d in bounds),
         key,
         value,
         f"give an int in [1, {MAX_DIFFICULTY}] or a range [lo, hi] of them, e.g. [1, 3].",
     )
-    _require(bounds[0] <= bounds[-1], key, value, "a range [lo, hi] needs lo <= hi.")
+    require(bounds[0] <= bounds[-1], key, value, "a range [lo, hi] needs lo <= hi.")
 
 
 def _check_families(families: list[str] | None) -> None:
     for i, family in enumerate(families or []):
         close = difflib.get_close_matches(family, FAMILIES, n=1)
         hint = f"did you mean {close[0]!r}? " if close else ""
-        _require(family in FAMILIES, f"families[{i}]", family, f"{hint}known: {list(FAMILIES)}.")
+        require(family in FAMILIES, f"families[{i}]", family, f"{hint}known: {list(FAMILIES)}.")
 
 
 @dataclass
@@ -188,7 +233,7 @@ class ModelConfig(Section):
     dtype: str = option(
         "auto",
         "Parameter dtype; auto = bfloat16 on CUDA, float32 on CPU.",
-        choices=("auto", "float32", "bfloat16", "float16"),
+        choices=DTYPES,
     )
     device: str = option(
         "auto", "Device to train on: auto (CUDA if there is one), cpu, cuda or cuda:N."
@@ -205,14 +250,14 @@ class ModelConfig(Section):
     )
 
     def check(self) -> None:
-        _require(bool(self.name.strip()), "name", self.name, 'give "tiny", a hub id or a folder.')
-        _require(
+        require(bool(self.name.strip()), "name", self.name, 'give "tiny", a hub id or a folder.')
+        require(
             re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device) is not None,
             "device",
             self.device,
             "use auto, cpu, cuda or cuda:N (e.g. cuda:0).",
         )
-        _require(
+        require(
             self.lora_rank == 0 or len(self.lora_target_modules) > 0,
             "lora_target_modules",
             self.lora_target_modules,
@@ -258,7 +303,7 @@ class EnvConfig(Section):
     def check(self) -> None:
         _check_difficulty("difficulty", self.difficulty)
         _check_families(self.families)
-        _require(
+        require(
             self.template in (*TEMPLATES, "chat") or "{question}" in self.template,
             "template",
             self.template,
@@ -312,13 +357,27 @@ _RESERVED_OPTIONS = {
 }
 
 
-def _curriculum_arguments(cls: type[Curriculum]) -> set[str]:
-    """Keyword arguments ``cls`` accepts, its bases' included (it passes ``**kwargs`` on)."""
-    names: set[str] = set()
-    for klass in cls.__mro__:
-        if issubclass(klass, Curriculum):
-            names |= set(inspect.signature(klass.__init__).parameters)
-    return names - {"self", "kwargs"}
+@functools.cache
+def curriculum_options(cls: type[Curriculum]) -> dict[str, Any]:
+    """The keyword arguments ``cls`` accepts, its bases' included (it passes ``**kwargs`` on),
+    each with its type hint as a config type (``Sequence[int]`` read as ``list[int]``)."""
+    options: dict[str, Any] = {}
+    for klass in reversed(cls.__mro__):  # a subclass's argument replaces its base's
+        if issubclass(klass, Curriculum) and "__init__" in vars(klass):
+            hints = typing.get_type_hints(klass.__init__)
+            for name in inspect.signature(klass.__init__).parameters:
+                if name not in ("self", "kwargs"):
+                    options[name] = _as_config_type(hints.get(name, Any))
+    return options
+
+
+def _as_config_type(tp: Any) -> Any:
+    """``tp`` in the types :func:`_convert` knows: abstract sequences become lists."""
+    if _is_union(tp):
+        return functools.reduce(operator.or_, [_as_config_type(a) for a in typing.get_args(tp)])
+    if typing.get_origin(tp) in (Sequence, tuple):
+        return list[_as_config_type(typing.get_args(tp)[0])]  # type: ignore[misc]
+    return tp
 
 
 @dataclass
@@ -331,12 +390,13 @@ class CurriculumConfig(Section):
     options: dict[str, Any] = option(
         {},
         "Keyword arguments of the curriculum, e.g. {target_accuracy: 0.5} for seele or "
-        "{horizon: 200} for uft.",
+        "{horizon: 200} for uft; each is checked against the type of that argument.",
     )
 
     def check(self) -> None:
-        known = sorted(_curriculum_arguments(CURRICULA[self.name]) - set(_RESERVED_OPTIONS))
-        for key in self.options:
+        types = curriculum_options(CURRICULA[self.name])
+        known = sorted(set(types) - set(_RESERVED_OPTIONS))
+        for key, value in self.options.items():
             if key in _RESERVED_OPTIONS:
                 raise ConfigError(f"not an option: {_RESERVED_OPTIONS[key]}.", f"options.{key}")
             if key not in known:
@@ -346,6 +406,7 @@ class CurriculumConfig(Section):
                     f"curriculum {self.name!r} takes no option {key!r}.{hint} Options: {known}.",
                     f"options.{key}",
                 )
+            self.options[key] = _convert(value, types[key], f"options.{key}")
         _check_curriculum_values(self)
 
 
@@ -374,7 +435,7 @@ class GenerationConfig(Section):
     backend: str = option(
         "transformers",
         "Sampling engine: transformers (CPU or GPU) or vllm (GPU, optional install).",
-        choices=("transformers", "vllm"),
+        choices=BACKENDS,
     )
     max_new_tokens: int = option(96, "Most tokens generated per response, after any hint.", ge=1)
     temperature: float = option(1.0, "Sampling temperature; 0 = greedy.", ge=0)
@@ -481,7 +542,7 @@ class OptimConfig(Section):
     )
 
     def check(self) -> None:
-        _require(
+        require(
             len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas),
             "betas",
             self.betas,
@@ -609,7 +670,7 @@ class TrainConfig(Section):
     keep_checkpoints: int = option(2, "Most recent checkpoints kept; older are deleted.", ge=1)
 
     def check(self) -> None:
-        _require(bool(self.output_dir.strip()), "output_dir", self.output_dir, "give a folder.")
+        require(bool(self.output_dir.strip()), "output_dir", self.output_dir, "give a folder.")
 
 
 def eval_source(config: TrainConfig) -> tuple[str, str | None]:
@@ -665,13 +726,13 @@ def _check_dataset_name(name: str, key: str) -> None:
 def _check_data_path(path: Path, key: str) -> None:
     if path.is_dir():
         files = [f for f in path.iterdir() if f.is_file() and f.stat().st_size > 0]
-        _require(bool(files), key, str(path), "the folder holds no non-empty file; fix the path.")
+        require(bool(files), key, str(path), "the folder holds no non-empty file; fix the path.")
     elif not path.is_file():
-        _require(False, key, str(path), "no such file or folder; fix the path (or set null).")
+        require(False, key, str(path), "no such file or folder; fix the path (or set null).")
     else:
         size = path.stat().st_size
         empty = size == 0 or (size < 4096 and not path.read_bytes().strip())
-        _require(not empty, key, str(path), "the file is empty; fix the path.")
+        require(not empty, key, str(path), "the file is empty; fix the path.")
 
 
 # --- conversion ----------------------------------------------------------------------------------
@@ -753,11 +814,17 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
     elif tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             if not math.isfinite(value):
-                raise ConfigError(f"expected a finite float, got {value!r}", key)
+                message = f"expected a finite float, got {value!r}"
+                raise ConfigError(message, key, value=value, rule="is not finite")
             return float(value)
     elif isinstance(tp, type) and isinstance(value, tp):
         return value
-    raise ConfigError(f"expected {_describe(tp)}, got {value!r} ({type(value).__name__})", key)
+    raise _wrong_type(value, tp, key)
+
+
+def _wrong_type(value: Any, tp: Any, key: str) -> ConfigError:
+    message = f"expected {_describe(tp)}, got {value!r} ({type(value).__name__})"
+    return ConfigError(message, key, value=value, rule=f"is not {_describe(tp)}")
 
 
 def _convert_union(value: Any, tp: Any, key: str) -> Any:
@@ -778,7 +845,7 @@ def _convert_union(value: Any, tp: Any, key: str) -> Any:
                 precise = precise or error
     if precise is not None:
         raise precise
-    raise ConfigError(f"expected {_describe(tp)}, got {value!r} ({type(value).__name__})", key)
+    raise _wrong_type(value, tp, key)
 
 
 def _unknown_key(prefix: str, key: Any, known: Sequence[str]) -> ConfigError:
@@ -1003,21 +1070,103 @@ def config_reference(cls: type = TrainConfig) -> str:
     return "\n\n".join(blocks) + "\n"
 
 
-def _table(title: str, cls: type, prefix: str) -> str:
+def _table(title: str, cls: type, prefix: str, flags: bool = False) -> str:
     hints = _type_hints(cls)
     doc = " ".join((cls.__doc__ or "").split("\n\n")[0].split()).replace("``", "`")
-    rows = [f"### {title}", "", doc, "", "| key | type | default | meaning |", "|---|---|---|---|"]
+    head = f"| {'option' if flags else 'key'} | type | default | meaning |"
+    rows = [f"### {title}", "", doc, "", head, "|---|---|---|---|"]
     for f in dataclasses.fields(cls):
         if dataclasses.is_dataclass(hints[f.name]):
             continue
         default = f.default if f.default_factory is dataclasses.MISSING else f.default_factory()
+        shown = "required" if default is dataclasses.MISSING else f"`{json.dumps(default)}`"
+        names = _flags(f) if flags else [_join(prefix, f.name)]
+        key = ", ".join(f"`{name}`" for name in names)
         meaning = f.metadata.get("help", "")
         bounds = [f"{_BOUNDS[b][1]} {f.metadata[b]}" for b in _BOUNDS if b in f.metadata]
         if bounds:
             meaning += f" Range: {', '.join(bounds)}."
         if "choices" in f.metadata:
             meaning += " Choices: " + ", ".join(f"`{c}`" for c in f.metadata["choices"]) + "."
-        cells = [f"`{_join(prefix, f.name)}`", f"`{_label(hints[f.name])}`"]
-        cells += [f"`{json.dumps(default)}`", meaning]
+        cells = [key, f"`{_label(hints[f.name])}`", shown, meaning]
         rows.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
     return "\n".join(rows)
+
+
+# --- commands' options ---------------------------------------------------------------------------
+
+
+class Options(Section):
+    """Base of a command's settings (``seele eval``, ``seele bench ...``): a :class:`Section`
+    whose fields are also the command's flags (:func:`add_options`) and whose errors read as
+    assignments (``samples=-1 must be >= 0 (...)``), raised as :attr:`error`."""
+
+    error: typing.ClassVar[type[Exception]] = ConfigError
+
+    def __post_init__(self) -> None:
+        try:
+            self.validate()
+        except ConfigError as error:
+            raise self.error(error.as_assignment()) from None
+
+
+def _flags(f: dataclasses.Field[Any]) -> list[str]:
+    return list(f.metadata.get("cli", {}).get("flags", [f"--{f.name.replace('_', '-')}"]))
+
+
+def add_options(parser: Any, cls: type[Options]) -> None:
+    """One flag per field of ``cls``: ``--max-new-tokens`` for ``max_new_tokens``, its help the
+    field's help plus its default. A bool is a switch that flips its default (one defaulting to
+    true needs a flag name of its own: ``--eos`` turns ``fixed_length`` off).
+
+    A field with ``parse`` takes one text (``--hint-rates 0,0.5``), a list field several values
+    (``--dataset gsm8k math500``); ``option(cli=...)`` changes the flag names or adds
+    ``add_argument`` keywords. Values are checked when :func:`options_from_args` builds ``cls``.
+    """
+    hints = _type_hints(cls)
+    for f in dataclasses.fields(cls):
+        extra = {k: v for k, v in f.metadata.get("cli", {}).items() if k != "flags"}
+        arms = [a for a in typing.get_args(hints[f.name]) if a is not type(None)]
+        tp = arms[0] if _is_union(hints[f.name]) else hints[f.name]
+        kwargs: dict[str, Any] = {"dest": f.name, "help": f.metadata["help"]}
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            kwargs["required"] = True
+        else:
+            default = f.default if f.default_factory is dataclasses.MISSING else f.default_factory()
+            kwargs["default"] = default
+            if default not in (None, []) and tp is not bool:
+                kwargs["help"] += f" Default: {_shown(default)}."
+        if tp is bool:
+            kwargs["action"] = "store_false" if kwargs.get("default") else "store_true"
+        elif "parse" in f.metadata or "action" in extra:
+            pass  # one text, parsed by options_from_args; or the action decides
+        elif typing.get_origin(tp) is list:
+            kwargs.update(nargs="+", type=typing.get_args(tp)[0])
+        elif tp in (int, float):
+            kwargs["type"] = tp
+        if "choices" in f.metadata and "parse" not in f.metadata:
+            kwargs["choices"] = f.metadata["choices"]
+        parser.add_argument(*_flags(f), **{**kwargs, **extra})
+
+
+def options_from_args(cls: type[T], args: Any) -> T:
+    """``cls`` built from the parsed flags of :func:`add_options` (texts through each field's
+    ``parse``), every value checked as in a config file; errors raised as ``cls.error``."""
+    values = {}
+    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+        value = getattr(args, f.name)
+        parse = f.metadata.get("parse")
+        values[f.name] = parse(value) if parse is not None and isinstance(value, str) else value
+    return cls(**values)
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return " ".join(str(v) for v in value)
+    return str(value)
+
+
+def options_reference(cls: type[Options], command: str) -> str:
+    """A markdown table of ``command``'s options (the fields of ``cls``): flag | type | default
+    | meaning, like :func:`config_reference`."""
+    return _table(f"`{command}` options", cls, "", flags=True) + "\n"

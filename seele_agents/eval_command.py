@@ -4,27 +4,36 @@
     seele eval --model runs/seele/checkpoints/step-00000030 --dataset math500 aime24 \\
         --data-dir ../shared/data --samples 8
 
-:func:`run_eval` reads top to bottom: settings (:class:`EvalConfig`), the output folder
+:func:`run_eval` reads top to bottom: settings (:class:`EvalCommandConfig`), the output folder
 (:func:`prepare_output_dir`: fingerprint and resume), problems, model,
 :func:`~seele_agents.evaluation.evaluate_model`, outputs (:func:`write_outputs`). The metrics
 and the loop are :mod:`seele_agents.evaluation`; docs/evaluation.md describes every option.
 
-Only the standard library is imported at module level: the ``seele`` command imports this
-module to build its parser, and ``seele --help`` should not wait for torch.
+Neither torch nor the evaluation's dependencies are imported at module level: the ``seele``
+command imports this module to build its parser, and ``seele --help`` should not wait for them.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import re
 import sys
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from seele_agents.config import (
+    BACKENDS,
+    DTYPES,
+    REQUIRED,
+    Options,
+    add_options,
+    option,
+    options_from_args,
+)
 from seele_agents.evaluation import (
     RESULTS_FILE,
     EvalError,
@@ -35,6 +44,7 @@ from seele_agents.evaluation import (
     plot_hint_curve,
     write_atomic,
 )
+from seele_env.hints import PLACEMENTS, TEMPLATES, UNITS
 
 if TYPE_CHECKING:
     from seele_agents.generation import Generator
@@ -52,8 +62,6 @@ DATA_DIR_NAMES = {"minerva": ("minerva", "minerva_math")}
 """Sub-folder names tried in ``--data-dir`` for a dataset (the shared data calls one
 ``minerva_math``); every other dataset's folder has its own name."""
 PROCEDURAL_DEFAULT_LIMIT = 200
-BACKENDS = ("transformers", "vllm")
-DTYPE_NAMES = ("auto", "float32", "bfloat16", "float16")
 FILE_SUFFIXES = (".jsonl", ".json", ".parquet", ".csv")
 _FINGERPRINT_SKIP = ("device", "batch_size", "output_dir")  # change speed, not results
 
@@ -61,104 +69,122 @@ _FINGERPRINT_SKIP = ("device", "batch_size", "output_dir")  # change speed, not 
 # --- settings -------------------------------------------------------------------------------------
 
 
+def parse_hint_rates(text: str) -> tuple[float, ...]:
+    """``"0,0.5,1"`` -> ``(0.0, 0.5, 1.0)``; an :class:`EvalError` names a bad entry."""
+    rates = []
+    for part in text.split(","):
+        try:
+            rates.append(float(part))
+        except ValueError:
+            raise EvalError(
+                f"--hint-rates {text!r}: {part.strip()!r} is not a number; give rates in [0, 1] "
+                "separated by commas, e.g. --hint-rates 0,0.25,0.5."
+            ) from None
+    return _check_hint_rates(rates)
+
+
+def parse_difficulty(text: str) -> int | tuple[int, int]:
+    """``"2"`` -> ``2``; ``"1-3"`` -> ``(1, 3)``."""
+    match = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", text)
+    if match is None:
+        raise EvalError(f"--difficulty {text!r} must be an int (2) or a range (1-3).")
+    low, high = match.groups()
+    return int(low) if high is None else (int(low), int(high))
+
+
+def _parse_families(text: str) -> list[str]:
+    return [family.strip() for family in text.split(",")]
+
+
 @dataclass
-class EvalConfig:
-    """What to evaluate and how; ``seele eval`` builds one from its options (same names).
+class EvalCommandConfig(Options):
+    """What ``seele eval`` evaluates and how; each field is the option of the same name."""
 
-    Attributes:
-        model: ``"tiny"``, ``"smollm2"``, a hub id, a folder written by ``save_pretrained``, a
-            ``seele train`` checkpoint folder (holding ``model/``) or run folder (its latest
-            checkpoint).
-        datasets: Names from docs/datasets.md, ``"procedural"``, or paths of data files.
-        hint_rates: Hint rates to pin, each in [0, 1]; sorted, duplicates removed.
-        samples: Sampled completions per problem (K) besides the greedy one; 0 = greedy only.
-        temperature: Sampling temperature of the K samples (> 0).
-        top_p: Nucleus mass of the K samples, in (0, 1].
-        max_new_tokens: Most tokens generated per completion (after any forced hint).
-        data_path: A file or folder for the single dataset named.
-        data_dir: A folder with one sub-folder per dataset (``gsm8k/``, ``math500/``, ...).
-        split: Split of the named datasets; ``None`` = ``test`` where the dataset has one.
-        limit: First ``limit`` problems per dataset; ``None`` = all (200 for procedural).
-        difficulty: Procedural difficulty, an int or a ``(lo, hi)`` range.
-        families: Procedural families; ``None`` = all.
-        procedural_seed: Seed of the procedural problems (training's default is 0).
-        template: ``"auto"``, ``"chat"``, ``"plain"``, ``"r1"`` or a string with ``{question}``;
-            auto = the checkpoint's training template, else chat when the tokenizer has a chat
-            template, else plain.
-        system_prompt: System turn of the chat template.
-        placement: ``"response"`` (the model continues the hint) or ``"prompt"``.
-        hint_unit: ``"steps"``, ``"sentences"`` or ``"tokens"``.
-        timeout_s: Time limit of one answer verification.
-        seed: Seed of the sampling (and of the tiny model's initialisation).
-        device: ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
-        dtype: ``"auto"`` (bfloat16 on CUDA, float32 on CPU) or a dtype name.
-        backend: ``"transformers"`` or ``"vllm"``.
-        batch_size: Problems per generation call (a call carries all their completions).
-        output_dir: Where the outputs go; ``None`` = ``evals/<model name>``.
-    """
+    error = EvalError
 
-    model: str
-    datasets: tuple[str, ...]
-    hint_rates: tuple[float, ...] = (0.0,)
-    samples: int = 0
-    temperature: float = 0.6
-    top_p: float = 0.95
-    max_new_tokens: int = 1024
-    data_path: str | None = None
-    data_dir: str | None = None
-    split: str | None = None
-    limit: int | None = None
-    difficulty: int | tuple[int, int] = 2
-    families: tuple[str, ...] | None = None
-    procedural_seed: int = 1
-    template: str = "auto"
-    system_prompt: str | None = None
-    placement: str = "response"
-    hint_unit: str = "steps"
-    timeout_s: float = 5.0
-    seed: int = 0
-    device: str = "auto"
-    dtype: str = "auto"
-    backend: str = "transformers"
-    batch_size: int = 16
-    output_dir: str | None = None
+    model: str = option(
+        REQUIRED,
+        "tiny, smollm2, a hub id, a save_pretrained folder, a seele checkpoint folder (holding "
+        "model/) or a seele run folder (its latest checkpoint).",
+    )
+    datasets: list[str] = option(
+        REQUIRED,
+        "Names from docs/datasets.md (gsm8k math500 aime24 aime25 amc23 minerva olympiadbench), "
+        "procedural, or paths of data files.",
+        cli={"flags": ("--dataset", "--datasets"), "metavar": "NAME"},
+    )
+    hint_rates: list[float] = option(
+        [0.0],
+        "Hint rates to pin, comma-separated, each in [0, 1]; sorted, duplicates removed.",
+        parse=parse_hint_rates,
+        cli={"metavar": "R1,R2,..."},
+    )
+    samples: int = option(
+        0,
+        "Sampled completions per problem (K) for avg@K and pass@k, besides the greedy one; "
+        "0 = greedy only.",
+        ge=0,
+        cli={"metavar": "K"},
+    )
+    temperature: float = option(0.6, "Sampling temperature of the K samples (> 0).")
+    top_p: float = option(0.95, "Nucleus mass of the K samples.", gt=0, le=1)
+    max_new_tokens: int = option(
+        1024, "Most tokens generated per completion (after any forced hint).", ge=1
+    )
+    data_path: str | None = option(None, "A file or folder for the single dataset named.")
+    data_dir: str | None = option(
+        None, "A folder with one sub-folder per dataset (gsm8k/, math500/, ...)."
+    )
+    split: str | None = option(None, "Split of the named datasets; null = test where there is one.")
+    limit: int | None = option(
+        None, "First N problems per dataset; null = all (200 for procedural).", ge=1
+    )
+    difficulty: int | list[int] = option(
+        2, "Procedural difficulty: an int, or a range lo-hi (1-3).", parse=parse_difficulty
+    )
+    families: list[str] | None = option(
+        None, "Procedural families, comma-separated; null = all.", parse=_parse_families
+    )
+    procedural_seed: int = option(1, "Seed of the procedural problems (training's default is 0).")
+    template: str = option(
+        "auto",
+        f"auto, chat, {', '.join(TEMPLATES)} or a format string containing {{question}}; auto = "
+        "the checkpoint's training template, else chat when the tokenizer has a chat template, "
+        "else plain.",
+    )
+    system_prompt: str | None = option(None, "System turn of the chat template.")
+    placement: str = option(
+        "response",
+        "Where the hint goes: response (the model continues it) or prompt.",
+        choices=PLACEMENTS,
+    )
+    hint_unit: str = option("steps", "Unit hints are cut in.", choices=UNITS)
+    timeout_s: float = option(5.0, "Time limit of one answer verification, in seconds.", gt=0)
+    seed: int = option(0, "Seed of the sampling (and of the tiny model's initialisation).")
+    device: str = option("auto", "auto, cpu, cuda or cuda:N.")
+    dtype: str = option(
+        "auto", "Parameter dtype; auto = bfloat16 on CUDA, float32 on CPU.", choices=DTYPES
+    )
+    backend: str = option("transformers", "Generation backend.", choices=BACKENDS)
+    batch_size: int = option(
+        16, "Problems per generation call (a call carries all their completions).", ge=1
+    )
+    output_dir: str | None = option(None, "Where the outputs go; null = evals/<model name>.")
 
-    def __post_init__(self) -> None:
-        from seele_env.hints import PLACEMENTS, UNITS
-
-        self.datasets = tuple(self.datasets)
-        for name, value, ok, fix in (
-            ("samples", self.samples, _is_int(self.samples, 0), "an int >= 0 (0 = greedy only)"),
-            ("max_new_tokens", self.max_new_tokens, _is_int(self.max_new_tokens, 1), "an int >= 1"),
-            ("batch_size", self.batch_size, _is_int(self.batch_size, 1), "an int >= 1"),
-            ("limit", self.limit, self.limit is None or _is_int(self.limit, 1), "an int >= 1"),
-            ("top_p", self.top_p, 0 < self.top_p <= 1, "in (0, 1]"),
-            ("timeout_s", self.timeout_s, self.timeout_s > 0, "> 0 seconds"),
-            ("placement", self.placement, self.placement in PLACEMENTS, f"one of {PLACEMENTS}"),
-            ("hint_unit", self.hint_unit, self.hint_unit in UNITS, f"one of {UNITS}"),
-            ("backend", self.backend, self.backend in BACKENDS, f"one of {BACKENDS}"),
-            ("dtype", self.dtype, self.dtype in DTYPE_NAMES, f"one of {DTYPE_NAMES}"),
-        ):  # fmt: skip
-            if not ok:
-                raise EvalError(f"{name}={value!r} is not valid: it must be {fix}.")
-        if self.samples and not (math.isfinite(self.temperature) and self.temperature > 0):
+    def check(self) -> None:
+        if self.samples and not self.temperature > 0:
             raise EvalError(
                 f"temperature={self.temperature!r} with samples={self.samples}: sampled "
                 "completions need a temperature > 0 (the greedy completion is always made)."
             )
-        self.hint_rates = _check_hint_rates(self.hint_rates)
-        self._check_template()
-        self._check_datasets()
-        self._check_procedural()
-
-    def _check_template(self) -> None:
-        from seele_env.hints import TEMPLATES
-
+        self.hint_rates = list(_check_hint_rates(self.hint_rates))
         if self.template not in ("auto", "chat", *TEMPLATES) and "{question}" not in self.template:
             raise EvalError(
                 f"template={self.template!r} is neither auto, chat, {', '.join(TEMPLATES)} nor a "
                 "format string containing {question}."
             )
+        self._check_datasets()
+        self._check_procedural()
 
     def _check_datasets(self) -> None:
         if not self.datasets:
@@ -191,15 +217,27 @@ class EvalConfig:
 
         if "procedural" in self.datasets:
             try:  # generating one problem checks difficulty, families and seed
-                families = {"families": self.families} if self.families else {}
-                generate_problems(1, seed=self.procedural_seed, difficulty=self.difficulty,
-                                  **families)  # fmt: skip
+                generate_problems(1, **self.procedural())
             except DatasetError as error:
                 raise EvalError(f"procedural problems: {error}") from None
 
+    def procedural(self) -> dict[str, Any]:
+        """The keyword arguments of ``generate_problems`` for the procedural problems."""
+        d = self.difficulty
+        difficulty = tuple(d) if isinstance(d, list) else d  # generate_problems takes a pair
+        families = {"families": self.families} if self.families else {}
+        return {"seed": self.procedural_seed, "difficulty": difficulty, **families}
 
-def _is_int(value: object, least: int) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= least
+
+def __getattr__(name: str) -> Any:
+    if name == "EvalConfig":  # its name until 2026-12, when it clashed with config.EvalConfig
+        warnings.warn(
+            "seele_agents.eval_command.EvalConfig is deprecated; use EvalCommandConfig.",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return EvalCommandConfig
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _check_hint_rates(rates: Sequence[float]) -> tuple[float, ...]:
@@ -240,33 +278,10 @@ def _check_dataset_name(name: str) -> None:
     )
 
 
-def parse_hint_rates(text: str) -> tuple[float, ...]:
-    """``"0,0.5,1"`` -> ``(0.0, 0.5, 1.0)``; an :class:`EvalError` names a bad entry."""
-    rates = []
-    for part in text.split(","):
-        try:
-            rates.append(float(part))
-        except ValueError:
-            raise EvalError(
-                f"--hint-rates {text!r}: {part.strip()!r} is not a number; give rates in [0, 1] "
-                "separated by commas, e.g. --hint-rates 0,0.25,0.5."
-            ) from None
-    return _check_hint_rates(rates)
-
-
-def parse_difficulty(text: str) -> int | tuple[int, int]:
-    """``"2"`` -> ``2``; ``"1-3"`` -> ``(1, 3)``."""
-    match = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", text)
-    if match is None:
-        raise EvalError(f"--difficulty {text!r} must be an int (2) or a range (1-3).")
-    low, high = match.groups()
-    return int(low) if high is None else (int(low), int(high))
-
-
 # --- the output folder: fingerprint -------------------------------------------------------------
 
 
-def fingerprint(config: EvalConfig, model: str, dtype: str) -> dict[str, Any]:
+def fingerprint(config: EvalCommandConfig, model: str, dtype: str) -> dict[str, Any]:
     """The settings that decide the results: every field but device, batch size and output dir,
     with the model as resolved (an absolute folder) and the dtype as resolved."""
     settings = {k: v for k, v in asdict(config).items() if k not in _FINGERPRINT_SKIP}
@@ -334,7 +349,7 @@ def write_outputs(
 
 
 def run_eval(
-    config: EvalConfig, *, overwrite: bool = False, progress: bool = True, echo: Any = print
+    config: EvalCommandConfig, *, overwrite: bool = False, progress: bool = True, echo: Any = print
 ) -> EvalResult:
     """The whole ``seele eval``: check the folder, load problems and model, evaluate, write."""
     import torch
@@ -432,7 +447,7 @@ def resolve_template(requested: str, trained: str | None, tokenizer: Any) -> str
     return trained or ("chat" if has_chat else "plain")
 
 
-def load_problem_sets(config: EvalConfig) -> dict[str, ProblemSet]:
+def load_problem_sets(config: EvalCommandConfig) -> dict[str, ProblemSet]:
     """Each dataset's problems (``config.limit`` first ones), before any model is loaded."""
     from seele_env.loaders import DATASETS, ProblemSet, load_problems
     from seele_env.procedural import generate_problems
@@ -440,11 +455,8 @@ def load_problem_sets(config: EvalConfig) -> dict[str, ProblemSet]:
     sets = {}
     for name in config.datasets:
         if name == "procedural":
-            families = {"families": config.families} if config.families else {}
-            sets[name] = ProblemSet(generate_problems(
-                config.limit or PROCEDURAL_DEFAULT_LIMIT, seed=config.procedural_seed,
-                difficulty=config.difficulty, **families,
-            ))  # fmt: skip
+            limit = config.limit or PROCEDURAL_DEFAULT_LIMIT
+            sets[name] = ProblemSet(generate_problems(limit, **config.procedural()))
         elif _is_file_dataset(name):
             sets[name] = load_problems("file", data_path=name, split=config.split,
                                        limit=config.limit)  # fmt: skip
@@ -456,7 +468,7 @@ def load_problem_sets(config: EvalConfig) -> dict[str, ProblemSet]:
     return sets
 
 
-def _data_path(config: EvalConfig, name: str) -> str | None:
+def _data_path(config: EvalCommandConfig, name: str) -> str | None:
     if config.data_path is not None or config.data_dir is None:
         return config.data_path
     root = Path(config.data_dir)
@@ -473,7 +485,7 @@ def _data_path(config: EvalConfig, name: str) -> str | None:
 
 def make_envs(
     problem_sets: Mapping[str, ProblemSet],
-    config: EvalConfig,
+    config: EvalCommandConfig,
     tokenizer: Any,
     template: str,
     verifier: Any,
@@ -488,7 +500,7 @@ def make_envs(
     return {name: MathHintEnv(problems=ps, **kwargs) for name, ps in problem_sets.items()}
 
 
-def make_generator(config: EvalConfig, model: Any, tokenizer: Any) -> Generator:
+def make_generator(config: EvalCommandConfig, model: Any, tokenizer: Any) -> Generator:
     """The backend ``config.backend`` names; one forward batch holds a whole call."""
     if config.backend == "vllm":
         from seele_agents.vllm_generation import VLLMGenerator
@@ -504,63 +516,17 @@ def make_generator(config: EvalConfig, model: Any, tokenizer: Any) -> Generator:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options of ``seele eval`` (docs/evaluation.md describes each)."""
-    add = parser.add_argument
-    add("--model", required=True,
-        help="tiny, smollm2, a hub id, a save_pretrained folder, or a seele checkpoint/run folder",
-    )  # fmt: skip
-    add("--dataset", "--datasets", nargs="+", required=True, dest="datasets", metavar="NAME",
-        help="gsm8k math500 aime24 aime25 amc23 minerva olympiadbench procedural, or data files",
-    )  # fmt: skip
-    add("--hint-rates", default="0", metavar="R1,R2,...",
-        help="hint rates to pin, comma-separated, each in [0, 1] (default 0)",
-    )  # fmt: skip
-    add("--samples", type=int, default=0, metavar="K",
-        help="sampled completions per problem for avg@K and pass@k (default 0: greedy only)",
-    )  # fmt: skip
-    add("--temperature", type=float, default=0.6, help="temperature of the samples (0.6)")
-    add("--top-p", type=float, default=0.95, help="nucleus mass of the samples (0.95)")
-    add("--max-new-tokens", type=int, default=1024, help="most tokens per completion (1024)")
-    add("--batch-size", type=int, default=16, help="problems per generation call (16)")
-    add("--data-path", help="a file or folder for the single dataset named")
-    add("--data-dir", help="a folder with one sub-folder per dataset (e.g. ../shared/data)")
-    add("--split", help="dataset split (default: test where the dataset has one)")
-    add("--limit", type=int, help="first N problems per dataset (default all; 200 procedural)")
-    add("--difficulty", default="2", help="procedural difficulty: 2, or a range 1-3 (2)")
-    add("--families", help="procedural families, comma-separated (default all)")
-    add("--procedural-seed", type=int, default=1, help="seed of the procedural problems (1)")
-    add("--template", default="auto", help="auto, chat, plain, r1 or a string with {question}")
-    add("--system-prompt", help="system turn of the chat template")
-    add("--placement", default="response", choices=("response", "prompt"),
-        help="where the hint goes (response: the model continues it)",
-    )  # fmt: skip
-    add("--hint-unit", default="steps", choices=("steps", "sentences", "tokens"),
-        help="unit hints are cut in (steps)",
-    )  # fmt: skip
-    add("--timeout-s", type=float, default=5.0, help="time limit of one verification (5)")
-    add("--seed", type=int, default=0, help="sampling seed (0)")
-    add("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    add("--dtype", default="auto", choices=DTYPE_NAMES, help="parameter dtype (auto)")
-    add("--backend", default="transformers", choices=BACKENDS, help="generation backend")
-    add("--output-dir", help="where the outputs go (default evals/<model name>)")
-    add("--overwrite", action="store_true", help="discard the results already in --output-dir")
-    add("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    """The options of ``seele eval``: :class:`EvalCommandConfig`'s fields, and how to run."""
+    add_options(parser, EvalCommandConfig)
+    parser.add_argument(
+        "--overwrite", action="store_true", help="discard the results already in --output-dir"
+    )
+    parser.add_argument("--no-progress", dest="progress", action="store_false", help="no bar")
 
 
-def config_from_args(args: argparse.Namespace) -> EvalConfig:
-    """The :class:`EvalConfig` of parsed ``seele eval`` options."""
-    families = tuple(f.strip() for f in args.families.split(",")) if args.families else None
-    return EvalConfig(
-        model=args.model, datasets=tuple(args.datasets),
-        hint_rates=parse_hint_rates(args.hint_rates), samples=args.samples,
-        temperature=args.temperature, top_p=args.top_p, max_new_tokens=args.max_new_tokens,
-        data_path=args.data_path, data_dir=args.data_dir, split=args.split, limit=args.limit,
-        difficulty=parse_difficulty(args.difficulty), families=families,
-        procedural_seed=args.procedural_seed, template=args.template,
-        system_prompt=args.system_prompt, placement=args.placement, hint_unit=args.hint_unit,
-        timeout_s=args.timeout_s, seed=args.seed, device=args.device, dtype=args.dtype,
-        backend=args.backend, batch_size=args.batch_size, output_dir=args.output_dir,
-    )  # fmt: skip
+def config_from_args(args: argparse.Namespace) -> EvalCommandConfig:
+    """The :class:`EvalCommandConfig` of parsed ``seele eval`` options."""
+    return options_from_args(EvalCommandConfig, args)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -22,10 +22,48 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from seele_agents.config import ConfigError, Options, add_options, option, options_from_args
 from seele_agents.evaluation import write_atomic
 from seele_agents.speed import OUR_PHASES, SpeedConfig
 
-__all__ = ["Point", "default_grid", "format_scaling", "run", "run_scaling", "time_point"]
+__all__ = [
+    "Point",
+    "ScalingConfig",
+    "default_grid",
+    "format_scaling",
+    "run",
+    "run_scaling",
+    "time_point",
+]
+
+
+@dataclass(frozen=True)
+class ScalingConfig(Options):
+    """The grid of ``seele bench scaling``: its base point, and how each point is timed."""
+
+    steps: int = option(2, "Timed steps per point, after one warm-up step.", ge=1)
+    prompts: int = option(
+        8, "Problems per step at the base point (the batch axis halves and doubles it).", ge=2
+    )
+    rollouts: int = option(
+        32,
+        "Rollouts per problem per step, m * n: a multiple of 8, as the rounds axis splits it "
+        "into m = 1, 2, 4, 8 rounds.",
+        ge=8,
+    )
+    max_new_tokens: int = option(
+        64,
+        "Most new tokens per completion at the base point (the length axis halves and doubles it).",
+        ge=1,
+    )
+    threads: int = option(1, "Torch threads.", ge=1)
+
+    def check(self) -> None:
+        if self.rollouts % 8:  # named as the flag: only the command line sets it
+            raise ConfigError(
+                f"--rollouts {self.rollouts} must be a multiple of 8 (the grid splits it into "
+                "m = 1, 2, 4, 8 rounds)."
+            )
 
 
 @dataclass(frozen=True)
@@ -66,7 +104,7 @@ def time_point(
     """``steps`` timed steps (after one warm-up) of ``point``: median step, phase means, tokens."""
     import torch
 
-    from seele_agents.speed import _Ours, start_model
+    from seele_agents.speed import OurSide, start_model
 
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
@@ -77,7 +115,7 @@ def time_point(
             num_problems=max(512, 3 * point.prompts * point.rounds),
         )  # fmt: skip
         model, tokenizer = start_model(seed, sft_steps)
-        ours = _Ours(config, model, tokenizer, curriculum=point.curriculum)
+        ours = OurSide(config, model, tokenizer, curriculum=point.curriculum)
         for _ in range(steps + 1):
             ours.step()
     finally:
@@ -137,31 +175,21 @@ def format_scaling(rows: list[dict]) -> str:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options of ``seele bench scaling``."""
-    parser.add_argument("--steps", type=int, default=2, help="timed steps per point (2)")
-    parser.add_argument("--prompts", type=int, default=8, help="problems per step at the base (8)")
-    parser.add_argument("--rollouts", type=int, default=32,
-                        help="rollouts per problem per step, m * n (32)")  # fmt: skip
-    parser.add_argument("--max-new-tokens", type=int, default=64, help="base length (64)")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (1)")
+    """The options of ``seele bench scaling``: :class:`ScalingConfig`'s fields, and ``--json``."""
+    add_options(parser, ScalingConfig)
     parser.add_argument("--json", type=Path, help="also write the rows to this JSON file")
 
 
 def run(args: argparse.Namespace) -> int:
     """``seele bench scaling``: time the grid, print the table, optionally write JSON."""
-    for name in ("steps", "prompts", "rollouts", "max_new_tokens", "threads"):
-        if getattr(args, name) < 1:
-            print(f"seele bench scaling: error: --{name.replace('_', '-')} "
-                  f"{getattr(args, name)} must be >= 1.", file=sys.stderr)  # fmt: skip
-            return 2
-    if args.rollouts % 8 or args.prompts < 2:
-        print(f"seele bench scaling: error: --rollouts {args.rollouts} must be a multiple of 8 "
-              "(the grid splits it into m = 1, 2, 4, 8 rounds) and --prompts at least 2.",
-              file=sys.stderr)  # fmt: skip
+    try:
+        config = options_from_args(ScalingConfig, args)
+    except ValueError as error:
+        print(f"seele bench scaling: error: {error}", file=sys.stderr)
         return 2
-    grid = default_grid(args.prompts, args.rollouts, args.max_new_tokens)
-    print(f"timing {len(grid)} points, {args.steps} steps each (+1 warm-up) ...")
-    rows = run_scaling(grid, args.steps, args.threads)
+    grid = default_grid(config.prompts, config.rollouts, config.max_new_tokens)
+    print(f"timing {len(grid)} points, {config.steps} steps each (+1 warm-up) ...")
+    rows = run_scaling(grid, config.steps, config.threads)
     print(format_scaling(rows))
     if args.json is not None:
         write_atomic(args.json, json.dumps(rows, indent=1) + "\n")

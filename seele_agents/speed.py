@@ -43,13 +43,23 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from seele_agents.config import Options, add_options, option, options_from_args, require
 from seele_agents.evaluation import write_atomic
 
-__all__ = ["SpeedConfig", "add_arguments", "format_report", "run", "run_speed"]
+__all__ = [
+    "OUR_PHASES",
+    "OurSide",
+    "SpeedConfig",
+    "add_arguments",
+    "format_report",
+    "run",
+    "run_speed",
+    "start_model",
+]
 
 OUR_PHASES = {
     "generation": "time/generation_s",
@@ -71,57 +81,54 @@ TOKEN_TOLERANCE = 0.10
 
 
 @dataclass(frozen=True)
-class SpeedConfig:
-    """One speed comparison.
+class SpeedConfig(Options):
+    """One speed comparison: ``seele bench speed``'s options."""
 
-    Attributes:
-        steps: Timed steps per side (after one warm-up step each).
-        prompts: Problems per step on our side (``P``); TRL gets ``P * rounds`` prompts.
-        group_size: Completions per problem per round (``n``, TRL's ``num_generations``).
-        rounds: SEELE's rounds per problem per step (``m``).
-        max_new_tokens: Most generated tokens per completion (TRL's ``max_completion_length``).
-        threads: Torch threads (1 suits the tiny model; more threads only wait on each other).
-        seed: Seed of the model, the curricula and sampling.
-        lr: Learning rate of both optimisers.
-        num_problems: Procedural problems in each side's env.
-        fixed_length: Every completion exactly ``max_new_tokens`` long on both sides (EOS
-            masked until then: our ``min_new_tokens``, TRL's ``generation_kwargs``), so both
-            generate and train on the same number of tokens. ``False``: completions end at
-            EOS, and the sides' lengths differ by sampling noise and any length-dependent
-            savings (ours drops finished rows from the batch; ``generate`` keeps them).
-        sft_steps: Supervised warm-up steps of the shared start model (0 = untrained). An
-            untrained model is never right, so every advantage would be 0 and neither side's
-            update would change a weight; after the warm-up some groups have mixed rewards.
-    """
+    steps: int = option(8, "Timed steps per side, after one warm-up step each.", ge=1)
+    prompts: int = option(
+        4, "Problems per step on our side (P); TRL gets P * rounds prompts.", ge=1
+    )
+    group_size: int = option(
+        8, "Completions per problem per round (n, TRL's num_generations).", ge=1
+    )
+    rounds: int = option(2, "SEELE's rounds per problem per step (m).", ge=1)
+    max_new_tokens: int = option(
+        64, "Most generated tokens per completion (TRL's max_completion_length).", ge=1
+    )
+    threads: int = option(
+        1, "Torch threads (1 suits the tiny model; more threads only wait on each other).", ge=1
+    )
+    seed: int = option(0, "Seed of the model, the curricula and sampling.")
+    lr: float = option(1e-3, "Learning rate of both optimisers.", gt=0)
+    num_problems: int = option(
+        512, "Procedural problems in each side's env (at least 3 * prompts * rounds).", ge=1
+    )
+    fixed_length: bool = option(
+        True,
+        "Every completion exactly max-new-tokens long on both sides (EOS masked until then: "
+        "our min_new_tokens, TRL's generation_kwargs), so both generate and train on the same "
+        "number of tokens; --eos lets completions end at EOS, and the sides' lengths then differ "
+        "by sampling noise and any length-dependent savings (ours drops finished rows from the "
+        "batch; generate keeps them).",
+        cli={"flags": ("--eos",)},
+    )
+    sft_steps: int = option(
+        150,
+        "Supervised warm-up steps of the shared start model (0 = untrained). An untrained model "
+        "is never right, so every advantage would be 0 and neither side's update would change "
+        "a weight; after the warm-up some groups have mixed rewards.",
+        ge=0,
+    )
 
-    steps: int = 8
-    prompts: int = 4
-    group_size: int = 8
-    rounds: int = 2
-    max_new_tokens: int = 64
-    threads: int = 1
-    seed: int = 0
-    lr: float = 1e-3
-    num_problems: int = 512
-    fixed_length: bool = True
-    sft_steps: int = 150
-
-    def __post_init__(self) -> None:
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if f.name in ("seed", "lr", "fixed_length"):
-                continue
-            least = 0 if f.name == "sft_steps" else 1
-            if isinstance(value, bool) or not isinstance(value, int) or value < least:
-                raise ValueError(f"SpeedConfig.{f.name}={value!r} must be an int >= {least}.")
-        if not self.lr > 0:
-            raise ValueError(f"SpeedConfig.lr={self.lr!r} must be > 0.")
+    def check(self) -> None:
         needed = 3 * self.prompts * self.rounds  # SEELEForTRL: (interleave + 1) * P * m
-        if self.num_problems < needed:
-            raise ValueError(
-                f"SpeedConfig.num_problems={self.num_problems} is too few: TRL's side needs "
-                f"3 * prompts * rounds = {needed} distinct problems per block. Raise it."
-            )
+        require(
+            self.num_problems >= needed,
+            "num_problems",
+            self.num_problems,
+            f"is too few: TRL's side needs 3 * prompts * rounds = {needed} distinct problems per "
+            "block. Raise it.",
+        )
 
     @property
     def completions_per_step(self) -> int:
@@ -154,7 +161,7 @@ def run_speed(config: SpeedConfig, *, echo: Callable[[str], None] = print) -> di
     try:
         echo(f"start model: the tiny Llama after {config.sft_steps} supervised steps")
         model, tokenizer = start_model(config.seed, config.sft_steps)
-        ours = _Ours(config, copy.deepcopy(model), tokenizer)
+        ours = OurSide(config, copy.deepcopy(model), tokenizer)
         trl = _TRLSide(config, model, tokenizer)
         echo(f"timing {config.steps} steps per side (+1 warm-up each), alternating ...")
         with tempfile.TemporaryDirectory(prefix="seele-speed-") as folder:
@@ -165,8 +172,10 @@ def run_speed(config: SpeedConfig, *, echo: Callable[[str], None] = print) -> di
     return _result(config, ours.report(), trl.report())
 
 
-class _Ours:
-    """Our side: a curriculum env (SEELE by default), the generator and the GRPO learner."""
+class OurSide:
+    """Our side: a curriculum env (SEELE by default), the generator and the GRPO learner;
+    :meth:`step` runs one step of ``seele train``'s loop and records its metrics (also used by
+    :mod:`seele_agents.scaling`)."""
 
     def __init__(
         self, config: SpeedConfig, model: Any, tokenizer: Any, curriculum: str = "seele"
@@ -485,24 +494,8 @@ def format_report(result: dict[str, Any]) -> str:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options of ``seele bench speed``."""
-    defaults = SpeedConfig()
-    for name, help_text in (
-        ("steps", "timed steps per side, after one warm-up step each"),
-        ("prompts", "problems per step on our side (P); TRL gets P * rounds prompts"),
-        ("group-size", "completions per problem per round (n = TRL's num_generations)"),
-        ("rounds", "SEELE's rounds per problem per step (m)"),
-        ("max-new-tokens", "most generated tokens per completion"),
-        ("threads", "torch threads (1 suits the tiny model)"),
-        ("seed", "seed of the model, curricula and sampling"),
-        ("sft-steps", "supervised warm-up steps of the shared start model"),
-    ):
-        default = getattr(defaults, name.replace("-", "_"))
-        parser.add_argument(f"--{name}", type=int, default=default, help=f"{help_text} ({default})")
-    parser.add_argument(
-        "--eos", dest="fixed_length", action="store_false",
-        help="let completions end at EOS (default: every completion max-new-tokens long)",
-    )  # fmt: skip
+    """The options of ``seele bench speed``: :class:`SpeedConfig`'s fields, and ``--json``."""
+    add_options(parser, SpeedConfig)
     parser.add_argument("--json", type=Path, help="also write the full result to this JSON file")
 
 
@@ -520,11 +513,7 @@ def trl_installed(command: str) -> bool:
 def run(args: argparse.Namespace) -> int:
     """``seele bench speed``: run, print the markdown report, optionally write JSON."""
     try:
-        config = SpeedConfig(
-            steps=args.steps, prompts=args.prompts, group_size=args.group_size,
-            rounds=args.rounds, max_new_tokens=args.max_new_tokens, threads=args.threads,
-            seed=args.seed, sft_steps=args.sft_steps, fixed_length=args.fixed_length,
-        )  # fmt: skip
+        config = options_from_args(SpeedConfig, args)
     except ValueError as error:
         print(f"seele bench speed: error: {error}", file=sys.stderr)
         return 2

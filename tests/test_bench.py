@@ -69,6 +69,24 @@ def test_run_configs_differ_only_in_curriculum_and_seed(tmp_path):
         assert (config.curriculum.num_rounds, config.curriculum.group_size) == (2, 2)
 
 
+@pytest.mark.parametrize("name", sorted(bench.PRESETS))
+def test_every_preset_is_a_valid_training_config(name):
+    from seele_agents.config import load_config
+
+    preset = bench.PRESETS[name]
+    config = load_config(None, preset.overrides)
+    assert config.steps >= 1 and preset.curricula and preset.seeds
+
+
+def test_presets_are_checked():
+    from seele_agents.config import ConfigError
+
+    with pytest.raises(ConfigError, match="Did you mean 'seele'"):
+        bench.Preset(description="x", overrides=[], curricula=["seel"], seeds=[0])
+    with pytest.raises(ConfigError, match=r"^seeds: got \[1, 1\]; must be distinct"):
+        bench.Preset(description="x", overrides=[], curricula=["none"], seeds=[1, 1])
+
+
 def test_bad_options_are_named(tmp_path, capsys):
     assert main(["bench", "curricula", "--preset", "smoke", "--curricula", "seel"]) == 2
     assert "Did you mean 'seele'?" in capsys.readouterr().err

@@ -10,14 +10,20 @@ from dataclasses import dataclass, field
 import pytest
 
 from seele_agents.config import (
+    REQUIRED,
     AlgoConfig,
     ConfigError,
+    Options,
     Section,
     TrainConfig,
+    add_options,
     config_from_dict,
     config_reference,
     config_to_dict,
     load_config,
+    option,
+    options_from_args,
+    options_reference,
     parse_override,
     save_config,
 )
@@ -394,3 +400,106 @@ def test_docs_training_md_carries_the_current_config_reference():
 
     docs = (Path(__file__).parent.parent / "docs" / "training.md").read_text(encoding="utf-8")
     assert config_reference() in docs
+
+
+def test_curriculum_options_are_typed_by_the_curriculum_arguments(tmp_path) -> None:
+    """Each option is converted to the type of the curriculum's ``__init__`` argument at load."""
+    path = tmp_path / "run.yaml"
+    path.write_text("curriculum:\n  options:\n    target_accuracy: abc\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert caught.value.key == "curriculum.options.target_accuracy"
+    assert str(caught.value) == (
+        f"{path}: curriculum.options.target_accuracy: expected a float, got 'abc' (str)"
+    )
+    with pytest.raises(ConfigError, match=r"options\.horizon: expected an integer, got 2\.5"):
+        load_config(overrides=["curriculum.name=uft", "curriculum.options.horizon=2.5"])
+    with pytest.raises(ConfigError, match=r"options\.boundaries\[0\]: expected an integer"):
+        load_config(overrides=["curriculum.name=questa", "curriculum.options.boundaries=[x]"])
+    # Good values come out as the argument's type: an int for a float, a list for a Sequence.
+    cfg = load_config(overrides=["curriculum.options={target_accuracy: 0.75, anchors: false}"])
+    assert cfg.curriculum.options == {"target_accuracy": 0.75, "anchors": False}
+    cfg = config_from_dict(
+        TrainConfig,
+        {"curriculum": {"name": "questa", "options": {"rates": (1, 0.5), "boundaries": [2]}}},
+    )
+    assert cfg.curriculum.options == {"rates": [1.0, 0.5], "boundaries": [2]}
+    assert isinstance(cfg.curriculum.options["rates"][0], float)
+    cfg = load_config(overrides=["curriculum.options.first_visit_rate=0.25"])  # str | float
+    assert cfg.curriculum.options == {"first_visit_rate": 0.25}
+
+
+def _floats(text: str) -> list[float]:
+    return [float(part) for part in text.split(",")]
+
+
+@dataclass(frozen=True)
+class _Command(Options):
+    """A command's options, for the tests below."""
+
+    name: str = option(REQUIRED, "A name.")
+    count: int = option(2, "How many.", ge=1)
+    rates: list[float] = option([0.0], "Rates, comma-separated.", parse=_floats)
+    mode: str = option("a", "The mode.", choices=("a", "b"))
+    files: list[str] | None = option(None, "Files; null = none.")
+    quiet: bool = option(False, "Say less.")
+    fixed: bool = option(True, "Fixed length.", cli={"flags": ("--eos",)})
+
+
+def _command_args(*argv: str):
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    add_options(parser, _Command)
+    return parser, parser.parse_args(argv)
+
+
+def test_options_become_flags_with_the_fields_conversion_and_checks() -> None:
+    _, args = _command_args("--name", "x")
+    assert options_from_args(_Command, args) == _Command(name="x")
+    _, args = _command_args(
+        "--name", "x", "--count", "3", "--rates", "0.5,1", "--files", "a", "b", "--quiet", "--eos"
+    )
+    assert options_from_args(_Command, args) == _Command(
+        name="x", count=3, rates=[0.5, 1.0], files=["a", "b"], quiet=True, fixed=False
+    )
+    _, args = _command_args("--name", "x", "--count", "0")
+    with pytest.raises(ConfigError, match=r"^count=0 must be >= 1 \(How many\)\.$"):
+        options_from_args(_Command, args)
+    with pytest.raises(ConfigError, match=r"^count='3' is not an integer$"):
+        _Command(name="x", count="3")  # no coercion: as strict as a config file
+    with pytest.raises(SystemExit):  # argparse itself: a choice, an int, a required flag
+        _command_args("--name", "x", "--mode", "c")
+
+
+def test_options_help_shows_each_default_once_and_the_reference_lists_flags() -> None:
+    parser, _ = _command_args("--name", "x")
+    text = " ".join(parser.format_help().split())
+    assert "How many. Default: 2." in text and text.count("Default: 2.") == 1
+    assert "Files; null = none. --quiet" in text  # no default shown for null or a switch
+    reference = options_reference(_Command, "demo")
+    assert reference.startswith("### `demo` options\n\nA command's options, for the tests")
+    assert "| `--name` | `str` | required | A name. |" in reference
+    assert "| `--count` | `int` | `2` | How many. Range: >= 1. |" in reference
+    assert "| `--eos` | `bool` | `true` | Fixed length. |" in reference
+
+
+# (document, module, options class, command): each command's options table, generated.
+COMMAND_DOCS = [
+    ("evaluation.md", "seele_agents.eval_command", "EvalCommandConfig", "seele eval"),
+    ("performance.md", "seele_agents.speed", "SpeedConfig", "seele bench speed"),
+    ("performance.md", "seele_agents.scaling", "ScalingConfig", "seele bench scaling"),
+    ("benchmarks.md", "seele_agents.bench", "BenchOptions", "seele bench curricula"),
+]
+
+
+@pytest.mark.parametrize(("doc", "module", "name", "command"), COMMAND_DOCS)
+def test_docs_carry_each_commands_options_reference(doc, module, name, command):
+    """Each command's options are documented once: the table is options_reference()'s; rerun it
+    and paste the table when an option changes."""
+    import importlib
+    from pathlib import Path
+
+    cls = getattr(importlib.import_module(module), name)
+    text = (Path(__file__).parent.parent / "docs" / doc).read_text(encoding="utf-8")
+    assert options_reference(cls, command) in text

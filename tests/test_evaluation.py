@@ -15,7 +15,7 @@ torch = pytest.importorskip("torch", reason="torch is not installed (pip install
 
 from seele_agents import eval_command, evaluation  # noqa: E402
 from seele_agents.cli import main  # noqa: E402
-from seele_agents.eval_command import EvalConfig  # noqa: E402
+from seele_agents.eval_command import EvalCommandConfig as EvalConfig  # noqa: E402
 from seele_agents.evaluation import EvalError, pass_at_k, summarise  # noqa: E402
 from seele_agents.generation import Sample  # noqa: E402
 from seele_env.env import MathHintEnv  # noqa: E402
