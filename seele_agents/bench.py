@@ -47,7 +47,7 @@ from seele_agents.config import (
     options_from_args,
     require,
 )
-from seele_agents.evaluation import write_atomic
+from seele_agents.files import write_atomic
 
 # label -> (curriculum name, options). Schedules are scaled to the run's length in `_options`.
 LINEUP: dict[str, tuple[str, dict[str, Any]]] = {

@@ -42,9 +42,9 @@ from seele_agents.evaluation import (
     format_curve,
     format_table,
     plot_hint_curve,
-    write_atomic,
 )
-from seele_env.hints import PLACEMENTS, TEMPLATES, UNITS
+from seele_agents.files import write_atomic
+from seele_env.hints import PLACEMENTS, TEMPLATES, UNITS, Rendering
 
 if TYPE_CHECKING:
     from seele_agents.generation import Generator
@@ -483,6 +483,12 @@ def _data_path(config: EvalCommandConfig, name: str) -> str | None:
     )
 
 
+def make_rendering(config: EvalCommandConfig, tokenizer: Any, template: str) -> Rendering:
+    """The rendering options of ``seele eval`` (``template`` resolved from ``auto``): the same
+    :class:`~seele_env.hints.Rendering` a training env takes."""
+    return Rendering(config.hint_unit, config.placement, template, tokenizer, config.system_prompt)
+
+
 def make_envs(
     problem_sets: Mapping[str, ProblemSet],
     config: EvalCommandConfig,
@@ -493,11 +499,11 @@ def make_envs(
     """One env per dataset, all rendering alike and sharing one verifier."""
     from seele_env.env import MathHintEnv
 
-    kwargs = dict(
-        hint_unit=config.hint_unit, placement=config.placement, template=template,
-        tokenizer=tokenizer, system_prompt=config.system_prompt, verifier=verifier,
-    )  # fmt: skip
-    return {name: MathHintEnv(problems=ps, **kwargs) for name, ps in problem_sets.items()}
+    rendering = make_rendering(config, tokenizer, template)
+    return {
+        name: MathHintEnv(problems=ps, rendering=rendering, verifier=verifier)
+        for name, ps in problem_sets.items()
+    }
 
 
 def make_generator(config: EvalCommandConfig, model: Any, tokenizer: Any) -> Generator:

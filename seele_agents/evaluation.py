@@ -45,8 +45,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from seele_agents.files import write_atomic  # noqa: F401  (re-exported: bench, speed, scaling)
-
 if TYPE_CHECKING:
     from seele_agents.generation import Generator, Sample, SamplingParams
     from seele_env.env import MathHintEnv

@@ -52,7 +52,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from seele_agents.evaluation import write_atomic
+from seele_agents.files import write_atomic
 
 __all__ = ["ParitySettings", "add_arguments", "format_table", "plot_curves", "run", "run_parity"]
 

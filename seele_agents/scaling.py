@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from seele_agents.config import ConfigError, Options, add_options, option, options_from_args
-from seele_agents.evaluation import write_atomic
+from seele_agents.files import write_atomic
 from seele_agents.speed import OUR_PHASES, SpeedConfig
 
 __all__ = [

@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import Any
 
 from seele_agents.config import Options, add_options, option, options_from_args, require
-from seele_agents.evaluation import write_atomic
+from seele_agents.files import write_atomic
 
 __all__ = [
     "OUR_PHASES",
