@@ -71,7 +71,8 @@ def on_files(files: Files, config: Any) -> Files:
     for package in PACKAGES:
         for module in _modules(package):
             # A package's page shows its docstring; its modules have pages of their own.
-            members = "\n    options:\n      members: false" if module in PACKAGES else ""
+            is_package = (ROOT.joinpath(*module.split(".")) / "__init__.py").is_file()
+            members = "\n    options:\n      members: false" if is_package else ""
             content = f"::: {module}{members}\n"
             files.append(File.generated(config, _api_page(module), content=content))
     return files

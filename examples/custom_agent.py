@@ -31,7 +31,7 @@ def make_generator(model: str, max_new_tokens: int) -> Generate:
     lm: Any = model
     kwargs: dict[str, Any] = {"max_new_tokens": max_new_tokens}
     if model == "tiny":
-        from seele_agents.tiny import build_tiny
+        from seele_agents.models.tiny import build_tiny
 
         lm, kwargs["tokenizer"] = build_tiny(seed=0)
     pipe = pipeline("text-generation", lm, **kwargs)

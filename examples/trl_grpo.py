@@ -1,9 +1,10 @@
 """TRL's GRPOTrainer on the SEELE env: the tiny model, procedural arithmetic, CPU, no downloads.
 
-The env and its SEELE curriculum reach TRL through :class:`seele_agents.trl_adapter.SEELEForTRL`:
-a dataset of curriculum-chosen hinted prompts and a reward function that verifies completions
-with the env and feeds the outcomes back to the curriculum. A short supervised warm-up first
-teaches the freshly built model the solution format, so that some rewards are not zero.
+The env and its SEELE curriculum reach TRL through
+:class:`seele_agents.integrations.trl.SEELEForTRL`: a dataset of curriculum-chosen hinted prompts
+and a reward function that verifies completions with the env and feeds the outcomes back to the
+curriculum. A short supervised warm-up first teaches the freshly built model the solution format,
+so that some rewards are not zero.
 
     python examples/trl_grpo.py --steps 8 --output-dir /tmp/trl_grpo
 
@@ -25,9 +26,9 @@ from transformers.trainer_callback import PrinterCallback
 from trl import GRPOConfig, GRPOTrainer
 
 import seele_env  # noqa: F401  (registers the environments)
-from seele_agents.sft import sft_examples, sft_warmup
-from seele_agents.tiny import build_tiny
-from seele_agents.trl_adapter import SEELEForTRL
+from seele_agents.integrations.trl import SEELEForTRL
+from seele_agents.models.tiny import build_tiny
+from seele_agents.training.sft import sft_examples, sft_warmup
 from seele_env.procedural import generate_problems
 
 

@@ -8,7 +8,7 @@ virtual environment of its own; docs/scaling.md gives the commands)::
 It prints, and writes as JSON:
 
 1. **generation**: a SEELE rollout (procedural problems, response-side hints) sampled by
-   :class:`~seele_agents.vllm_generation.VLLMGenerator` through the ``Generator`` protocol, and
+   :class:`~seele_agents.generation.vllm.VLLMGenerator` through the ``Generator`` protocol, and
    the largest gap between vLLM's sampled log-probs and the transformers model's on the same
    tokens;
 2. **weight sync**: one GRPO optimiser step on that batch, then the largest gap between the
@@ -32,11 +32,11 @@ import gymnasium as gym
 import torch
 
 import seele_env  # noqa: F401  (registers the envs)
+from seele_agents.algos.grpo import GRPOLearner
+from seele_agents.algos.learner import token_logprobs
 from seele_agents.generation import GenerationRequest, SamplingParams, TransformersGenerator
-from seele_agents.grpo import GRPOLearner
-from seele_agents.learner import token_logprobs
 from seele_agents.models import load_model
-from seele_agents.rollout import collect_rollouts
+from seele_agents.training.rollout import collect_rollouts
 
 
 def transformers_logprobs(model: Any, context: list[int], continuation: list[int]) -> torch.Tensor:
@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parser.parse_args(argv)
     import vllm
 
-    from seele_agents.vllm_generation import VLLMGenerator
+    from seele_agents.generation.vllm import VLLMGenerator
 
     model, tokenizer = load_model(args.model, device=args.device, dtype=args.dtype)
     device = next(model.parameters()).device

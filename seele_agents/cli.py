@@ -55,7 +55,9 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--overwrite", action="store_true", help="start afresh in an output dir with a run"
     )
-    from seele_agents import bench, eval_command, parity, scaling, speed
+    from seele_agents.bench import curricula as bench
+    from seele_agents.bench import parity, scaling, speed
+    from seele_agents.evaluation import command as eval_command
 
     eval_command.add_arguments(
         commands.add_parser(
@@ -117,7 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv.insert(1, "curricula")  # `seele bench [options]` is the curricula suite
     args = _parser().parse_args(argv)
     if args.command == "eval":
-        from seele_agents import eval_command
+        from seele_agents.evaluation import command as eval_command
 
         return eval_command.run(args)
     if args.command == "export":
@@ -125,13 +127,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return export.run(args)
     if args.command == "bench":
-        from seele_agents import bench, parity, scaling, speed
+        from seele_agents.bench import curricula as bench
+        from seele_agents.bench import parity, scaling, speed
 
         suites = {"curricula": bench.run, "speed": speed.run, "scaling": scaling.run,
                   "parity": parity.run}  # fmt: skip
         return suites[args.suite](args)
-    from seele_agents.checkpoint import CheckpointError, RunExistsError
     from seele_agents.config import ConfigError, load_config
+    from seele_agents.training.checkpoint import CheckpointError, RunExistsError
 
     overrides = list(args.overrides)
     for key, value in (("model.name", args.model), ("algo.name", args.algo),
@@ -141,7 +144,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = load_config(args.config, overrides)
         _check_before_loading(config, args.resume, args.overwrite)
-        from seele_agents.train import train  # torch takes seconds: imported after the checks
+        from seele_agents.training.loop import (
+            train,  # torch takes seconds: imported after the checks
+        )
 
         train(config, resume=args.resume, overwrite=args.overwrite)
     except (ConfigError, CheckpointError, RunExistsError, FileNotFoundError) as error:
@@ -156,8 +161,8 @@ def _check_before_loading(config: Any, resume: str | None, overwrite: bool) -> N
     """What can be checked without torch, in well under a second: the data sources, that
     ``--resume`` names a checkpoint (every file of it is read once torch is imported), and that
     a fresh run does not write into an earlier run's folder."""
-    from seele_agents.checkpoint import refuse_to_mix, resolve_resume
     from seele_agents.config import check_data_sources
+    from seele_agents.training.checkpoint import refuse_to_mix, resolve_resume
 
     check_data_sources(config)
     if resume is not None:

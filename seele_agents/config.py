@@ -51,7 +51,7 @@ from typing import Any, TypeVar
 
 import yaml
 
-from seele_agents.registry import LEARNERS, LOSS_TYPES
+from seele_agents.algos.registry import LEARNERS, LOSS_TYPES
 from seele_env.curricula import CURRICULA, Curriculum
 from seele_env.hints import PLACEMENTS, TEMPLATES, UNITS
 from seele_env.procedural import FAMILIES, MAX_DIFFICULTY
@@ -133,7 +133,7 @@ def option(
             instance.
         help: What the field means, in one sentence.
         choices: The allowed values, when there is a fixed set; a mapping (a registry such as
-            :data:`~seele_agents.registry.LEARNERS`) allows its keys at the time of the check.
+            :data:`~seele_agents.algos.registry.LEARNERS`) allows its keys at the time of the check.
         cli: For a command's options (:func:`add_options`): ``flags`` (default ``--name``)
             and any other keyword of ``add_argument`` (``metavar``, ``nargs``, ``action``).
         parse: Turns the command line's text into the value (``"0,0.5"`` -> ``[0.0, 0.5]``).

@@ -9,7 +9,7 @@ import statistics
 import pytest
 import torch
 
-from seele_agents.advantages import ADVANTAGES, compute_advantages, group_stats
+from seele_agents.algos.advantages import ADVANTAGES, compute_advantages, group_stats
 
 # Three problems, listed here in problem order. Problems 7 and 3: two rounds of two rollouts;
 # problem 10: one round of three. Ids are not dense, and the rows are then interleaved (_ORDER) so

@@ -10,9 +10,9 @@ import pytest
 
 pytest.importorskip("torch", reason="the benchmark trains models: needs the 'train' extra")
 
-from seele_agents import bench
+from seele_agents.bench import curricula as bench
 from seele_agents.cli import main
-from seele_agents.tracking import read_metrics
+from seele_agents.training.tracking import read_metrics
 
 
 def test_mean_std_by_hand():

@@ -10,7 +10,7 @@ import pytest
 import torch
 import transformers
 
-from seele_agents.checkpoint import (
+from seele_agents.training.checkpoint import (
     CheckpointError,
     capture_rng_state,
     checkpoint_path,

@@ -486,10 +486,10 @@ def test_options_help_shows_each_default_once_and_the_reference_lists_flags() ->
 
 # (document, module, options class, command): each command's options table, generated.
 COMMAND_DOCS = [
-    ("evaluation.md", "seele_agents.eval_command", "EvalCommandConfig", "seele eval"),
-    ("performance.md", "seele_agents.speed", "SpeedConfig", "seele bench speed"),
-    ("performance.md", "seele_agents.scaling", "ScalingConfig", "seele bench scaling"),
-    ("benchmarks.md", "seele_agents.bench", "BenchOptions", "seele bench curricula"),
+    ("evaluation.md", "seele_agents.evaluation.command", "EvalCommandConfig", "seele eval"),
+    ("performance.md", "seele_agents.bench.speed", "SpeedConfig", "seele bench speed"),
+    ("performance.md", "seele_agents.bench.scaling", "ScalingConfig", "seele bench scaling"),
+    ("benchmarks.md", "seele_agents.bench.curricula", "BenchOptions", "seele bench curricula"),
 ]
 
 

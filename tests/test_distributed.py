@@ -20,9 +20,12 @@ import torch.multiprocessing as mp  # noqa: E402
 from safetensors.torch import load_file  # noqa: E402
 
 import seele_env  # noqa: E402, F401
-from seele_agents.build import make_learner  # noqa: E402
+from seele_agents.algos.returns import whiten  # noqa: E402
 from seele_agents.config import load_config  # noqa: E402
-from seele_agents.distributed import (  # noqa: E402
+from seele_agents.generation import SamplingParams, TransformersGenerator  # noqa: E402
+from seele_agents.models.tiny import build_tiny  # noqa: E402
+from seele_agents.training.build import make_learner  # noqa: E402
+from seele_agents.training.distributed import (  # noqa: E402
     World,
     all_gather_objects,
     check_in_sync,
@@ -30,10 +33,7 @@ from seele_agents.distributed import (  # noqa: E402
     shard,
     shard_model,
 )
-from seele_agents.generation import SamplingParams, TransformersGenerator  # noqa: E402
-from seele_agents.returns import whiten  # noqa: E402
-from seele_agents.rollout import RolloutBatch, collect_rollouts  # noqa: E402
-from seele_agents.tiny import build_tiny  # noqa: E402
+from seele_agents.training.rollout import RolloutBatch, collect_rollouts  # noqa: E402
 
 pytestmark = pytest.mark.skipif(
     not dist.is_available() or not dist.is_gloo_available(),
@@ -70,7 +70,7 @@ def test_whiten_with_an_all_reduce_matches_plain_whitening_on_one_process():
 
 
 def test_train_refuses_a_problem_count_the_processes_cannot_share(tmp_path):
-    from seele_agents.train import _check_world
+    from seele_agents.training.loop import _check_world
 
     config = load_config(None, ["problems_per_step=5"])
     with pytest.raises(ValueError, match=r"problems_per_step=5 cannot be split evenly over 2"):

@@ -21,7 +21,7 @@ def _modules(package: str) -> list[str]:
 try:  # seele_agents needs torch (the train extra); without it only seele_env's run
     import torch  # noqa: F401
 
-    AGENT_MODULES = [m for m in _modules("seele_agents") if m != "seele_agents.vllm_generation"]
+    AGENT_MODULES = [m for m in _modules("seele_agents") if m != "seele_agents.generation.vllm"]
 except ImportError:
     AGENT_MODULES = []
 MODULES = _modules("seele_env") + AGENT_MODULES

@@ -13,10 +13,11 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="torch is not installed (pip install torch==2.13.0)")
 
-from seele_agents import eval_command, evaluation  # noqa: E402
 from seele_agents.cli import main  # noqa: E402
-from seele_agents.eval_command import EvalCommandConfig as EvalConfig  # noqa: E402
-from seele_agents.evaluation import EvalError, pass_at_k, summarise  # noqa: E402
+from seele_agents.evaluation import command as eval_command  # noqa: E402
+from seele_agents.evaluation import metrics as evaluation  # noqa: E402
+from seele_agents.evaluation.command import EvalCommandConfig as EvalConfig  # noqa: E402
+from seele_agents.evaluation.metrics import EvalError, pass_at_k, summarise  # noqa: E402
 from seele_agents.generation import Sample  # noqa: E402
 from seele_env.env import MathHintEnv  # noqa: E402
 from seele_env.loaders import load_problems  # noqa: E402
@@ -290,7 +291,7 @@ def test_eval_on_shared_sets_by_folder(shared_data, tmp_path):
 
 def test_resolve_model_reads_seele_runs(tmp_path):
     from seele_agents.config import load_config
-    from seele_agents.train import train
+    from seele_agents.training.loop import train
 
     overrides = ["steps=1", "sft.steps=0", "problems_per_step=2", "curriculum.num_rounds=1",
                  "curriculum.group_size=2", "generation.max_new_tokens=4", "eval.num_problems=2",

@@ -13,7 +13,7 @@ from seele_agents.generation import (  # noqa: E402
     TransformersGenerator,
     encode,
 )
-from seele_agents.tiny import build_tiny  # noqa: E402
+from seele_agents.models.tiny import build_tiny  # noqa: E402
 
 PROMPTS = [
     "Problem: What is 3 + 4?\nSolution:\n",

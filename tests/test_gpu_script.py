@@ -29,9 +29,9 @@ SCRIPTS = [GPU / "run.sh", GPU / "fetch_wheels.sh"]
 # helpers; seele_env whole (the env, the curricula, the verifier's worker process).
 ENTRY_MODULES = [
     "seele_agents.cli",
-    "seele_agents.bench",
-    "seele_agents.train",
-    "seele_agents.eval_command",
+    "seele_agents.bench.curricula",
+    "seele_agents.training.loop",
+    "seele_agents.evaluation.command",
     "seele_env",
 ]
 HELPERS = [GPU / "tools.py"]
@@ -289,7 +289,7 @@ def test_build_model_saves_a_loadable_larger_tiny_llama(tmp_path: Path) -> None:
         check=True, cwd=ROOT, capture_output=True, text=True,
     )  # fmt: skip
     from seele_agents.models import load_model
-    from seele_agents.tiny import build_tiny
+    from seele_agents.models.tiny import build_tiny
 
     model, tokenizer = load_model(str(out), device="cpu")
     assert model.config.hidden_size == 32 and model.config.num_hidden_layers == 3

@@ -10,10 +10,10 @@ import pytest
 torch = pytest.importorskip("torch", reason="torch is not installed (pip install torch==2.13.0)")
 
 import seele_env  # noqa: E402, F401
+from seele_agents.algos.grpo import GRPOLearner, token_logprobs  # noqa: E402
 from seele_agents.generation import SamplingParams, TransformersGenerator  # noqa: E402
-from seele_agents.grpo import GRPOLearner, token_logprobs  # noqa: E402
-from seele_agents.rollout import collect_rollouts  # noqa: E402
-from seele_agents.tiny import build_tiny  # noqa: E402
+from seele_agents.models.tiny import build_tiny  # noqa: E402
+from seele_agents.training.rollout import collect_rollouts  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -131,8 +131,8 @@ def test_a_few_grpo_steps_raise_the_reward_on_an_easy_task(tmp_path):
 
     import numpy as np
 
-    from seele_agents.build import build
     from seele_agents.config import load_config
+    from seele_agents.training.build import build
 
     config = load_config(None, [
         "sft.steps=100", "sft.difficulty=1", "sft.num_problems=500", "env.difficulty=1",

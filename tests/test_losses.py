@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from seele_agents.losses import (
+from seele_agents.algos.losses import (
     AGGREGATIONS,
     LOSS_TYPES,
     LossType,
@@ -197,7 +197,7 @@ def test_loss_types(name: str, aggregation: str, epsilon_high: float) -> None:
 
 
 def test_the_registry_names_every_aggregation_defined_here() -> None:
-    from seele_agents.registry import AGGREGATION_NAMES
+    from seele_agents.algos.registry import AGGREGATION_NAMES
 
     assert tuple(AGGREGATIONS) == AGGREGATION_NAMES
     assert {spec.aggregation for spec in LOSS_TYPES.values()} <= set(AGGREGATIONS)

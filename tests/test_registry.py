@@ -6,18 +6,18 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="torch is not installed (pip install torch==2.13.0)")
 
-from seele_agents.build import make_learner  # noqa: E402
-from seele_agents.config import ConfigError, config_reference, load_config  # noqa: E402
-from seele_agents.grpo import GRPOLearner  # noqa: E402
-from seele_agents.learner import PolicyLearner, Targets  # noqa: E402
-from seele_agents.ppo import PPOLearner  # noqa: E402
-from seele_agents.registry import (  # noqa: E402
+from seele_agents.algos.grpo import GRPOLearner  # noqa: E402
+from seele_agents.algos.learner import PolicyLearner, Targets  # noqa: E402
+from seele_agents.algos.ppo import PPOLearner  # noqa: E402
+from seele_agents.algos.registry import (  # noqa: E402
     LEARNERS,
     LOSS_TYPES,
     learner_class,
     register_learner,
 )
-from seele_agents.tiny import TinyConfig, build_tiny  # noqa: E402
+from seele_agents.config import ConfigError, config_reference, load_config  # noqa: E402
+from seele_agents.models.tiny import TinyConfig, build_tiny  # noqa: E402
+from seele_agents.training.build import make_learner  # noqa: E402
 
 
 class MeanBaseline(PolicyLearner):
@@ -67,9 +67,9 @@ def test_a_learner_registered_later_is_a_valid_algo_name(mean_baseline) -> None:
 
 def test_registration_errors() -> None:
     with pytest.raises(ValueError, match=r"learner 'grpo' is already registered"):
-        register_learner("grpo", "seele_agents.grpo:GRPOLearner", "again")
+        register_learner("grpo", "seele_agents.algos.grpo:GRPOLearner", "again")
     with pytest.raises(ValueError, match=r"write it as 'package.module:ClassName'"):
-        register_learner("mine", "seele_agents.grpo.GRPOLearner", "no colon")
+        register_learner("mine", "seele_agents.algos.grpo.GRPOLearner", "no colon")
     assert "mine" not in LEARNERS
     with pytest.raises(ValueError, match=r"Unknown learner 'grp'.*Did you mean 'grpo'"):
         learner_class("grp")

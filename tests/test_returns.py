@@ -8,7 +8,7 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="torch is not installed (pip install torch==2.13.0)")
 
-from seele_agents.returns import (  # noqa: E402
+from seele_agents.algos.returns import (  # noqa: E402
     discounted_returns,
     gae,
     last_token_index,

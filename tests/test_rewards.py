@@ -311,7 +311,7 @@ def test_openrlhf_executor_loads_and_calls_reward_func(tmp_path, response, expec
         "openrlhf.utils.agent", reason="openrlhf is not installed (pip install --no-deps openrlhf)"
     )
     pytest.importorskip("transformers")
-    from seele_agents.tiny import build_tokenizer, default_corpus
+    from seele_agents.models.tiny import build_tokenizer, default_corpus
 
     tokenizer = build_tokenizer(default_corpus(0), vocab_size=300)
     path = tmp_path / "reward.py"
@@ -341,7 +341,7 @@ def test_trl_grpo_trainer_calls_the_reward_with_the_exported_columns(tmp_path):
     torch = pytest.importorskip("torch")
     from trl import GRPOConfig, GRPOTrainer
 
-    from seele_agents.tiny import build_tiny
+    from seele_agents.models.tiny import build_tiny
     from seele_env.export import export_rows, to_dataset
     from seele_env.procedural import generate_problems
 
@@ -439,7 +439,7 @@ def test_verl_reward_managers_call_our_functions(tmp_path):
     from verl.workers.reward_manager.batch import BatchRewardManager
     from verl.workers.reward_manager.naive import NaiveRewardManager
 
-    from seele_agents.tiny import build_tokenizer, default_corpus
+    from seele_agents.models.tiny import build_tokenizer, default_corpus
 
     path = tmp_path / "seele_reward.py"
     path.write_text("from seele_env.rewards import compute_score, compute_score_batch  # noqa\n")

@@ -15,8 +15,8 @@ from seele_agents.generation import (  # noqa: E402
     TransformersGenerator,
     encode,
 )
-from seele_agents.rollout import collate, collect_rollouts, evaluate  # noqa: E402
-from seele_agents.tiny import build_tiny  # noqa: E402
+from seele_agents.models.tiny import build_tiny  # noqa: E402
+from seele_agents.training.rollout import collate, collect_rollouts, evaluate  # noqa: E402
 from seele_env.curricula import find_curriculum  # noqa: E402
 from seele_env.env import MathHintEnv  # noqa: E402
 
@@ -123,7 +123,7 @@ def test_outcomes_reach_the_curriculum(tiny):
 
 def test_mixed_rounds_counts_rounds_that_disagree(tiny):
     """One problem solved only by its first rollout of each round: every round is mixed."""
-    from seele_agents.rollout import _metrics
+    from seele_agents.training.rollout import _metrics
 
     _, tokenizer = tiny
     env = gym.make("seele/SEELE-v0", num_rounds=2, group_size=2, template="plain")

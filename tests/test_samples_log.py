@@ -1,5 +1,5 @@
-"""Sample-completion tables (seele_agents.samples) and the trackers' run ids on resume
-(seele_agents.tracking), through real short training runs on the tiny model."""
+"""Sample-completion tables (seele_agents.training.samples) and the trackers' run ids on resume
+(seele_agents.training.tracking), through real short training runs on the tiny model."""
 
 from __future__ import annotations
 
@@ -14,11 +14,11 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="torch is not installed (pip install torch==2.13.0)")
 
-from seele_agents.checkpoint import latest_checkpoint  # noqa: E402
 from seele_agents.config import load_config  # noqa: E402
-from seele_agents.samples import SAMPLE_FIELDS  # noqa: E402
-from seele_agents.tracking import read_metrics  # noqa: E402
-from seele_agents.train import build, loop, train  # noqa: E402
+from seele_agents.training.checkpoint import latest_checkpoint  # noqa: E402
+from seele_agents.training.loop import build, loop, train  # noqa: E402
+from seele_agents.training.samples import SAMPLE_FIELDS  # noqa: E402
+from seele_agents.training.tracking import read_metrics  # noqa: E402
 
 # A few seconds per run, as in tests/test_train.py: 2 problems x 2 rounds x 2 samples per step.
 SMALL = [

@@ -8,7 +8,7 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="torch is not installed (pip install torch==2.13.0)")
 
-from seele_agents import scaling  # noqa: E402
+from seele_agents.bench import scaling  # noqa: E402
 from seele_agents.cli import main  # noqa: E402
 
 

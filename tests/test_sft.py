@@ -1,4 +1,5 @@
-"""Tests for seele_agents.sft: label construction, the warm-up loop and its argument checks."""
+"""Tests for seele_agents.training.sft: label construction, the warm-up loop and its argument
+checks."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ import pytest
 torch = pytest.importorskip("torch", reason="torch is not installed (the `train` extra)")
 pytest.importorskip("transformers", reason="transformers is not installed")
 
-import seele_agents.sft as sft  # noqa: E402
-from seele_agents.sft import (  # noqa: E402
+import seele_agents.training.sft as sft  # noqa: E402
+from seele_agents.models.tiny import TinyConfig, build_tiny  # noqa: E402
+from seele_agents.training.sft import (  # noqa: E402
     IGNORE_INDEX,
     sft_batch,
     sft_examples,
@@ -18,7 +20,6 @@ from seele_agents.sft import (  # noqa: E402
     sft_warmup,
     tokenize_example,
 )
-from seele_agents.tiny import TinyConfig, build_tiny  # noqa: E402
 from seele_env.problems import Problem  # noqa: E402
 from seele_env.procedural import generate_problems  # noqa: E402
 

@@ -9,7 +9,7 @@ import pytest
 pytest.importorskip("trl", reason="TRL is not installed (pip install -e '.[trl]')")
 torch = pytest.importorskip("torch", reason="torch is not installed (pip install torch==2.13.0)")
 
-from seele_agents import speed  # noqa: E402
+from seele_agents.bench import speed  # noqa: E402
 from seele_agents.cli import main  # noqa: E402
 
 # A short warm-up, so that some groups have mixed rewards (an untrained model is never right).

@@ -1,4 +1,4 @@
-"""Tests for seele_agents.tiny: the locally built tokenizer and tiny Llama."""
+"""Tests for seele_agents.models.tiny: the locally built tokenizer and tiny Llama."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 torch = pytest.importorskip("torch", reason="torch is not installed (the `train` extra)")
 transformers = pytest.importorskip("transformers", reason="transformers is not installed")
 
-import seele_agents.tiny as tiny  # noqa: E402
-from seele_agents.tiny import (  # noqa: E402
+import seele_agents.models.tiny as tiny  # noqa: E402
+from seele_agents.models.tiny import (  # noqa: E402
     EOS_TOKEN,
     PAD_TOKEN,
     TinyConfig,

@@ -10,10 +10,10 @@ torch = pytest.importorskip("torch", reason="torch is not installed (pip install
 
 from safetensors.torch import load_file  # noqa: E402
 
-from seele_agents.checkpoint import latest_checkpoint, list_checkpoints  # noqa: E402
 from seele_agents.cli import main  # noqa: E402
 from seele_agents.config import load_config  # noqa: E402
-from seele_agents.train import RunExistsError, build, loop, train  # noqa: E402
+from seele_agents.training.checkpoint import latest_checkpoint, list_checkpoints  # noqa: E402
+from seele_agents.training.loop import RunExistsError, build, loop, train  # noqa: E402
 
 # A few seconds per run: tiny model, a short SFT, 2 problems x 2 rounds x 2 samples per step.
 SMALL = [
@@ -140,7 +140,7 @@ def test_evaluation_reports_greedy_sampled_per_step_and_hint_curve(tmp_path):
 
 
 def test_optimiser_threads_and_warm_up_families_follow_the_config(tmp_path):
-    from seele_agents.build import set_threads
+    from seele_agents.training.build import set_threads
 
     run = build(small_config(tmp_path, "sgd", "optim.name=sgd", "optim.momentum=0.5"))
     assert isinstance(run.optimizer, torch.optim.SGD)
@@ -303,7 +303,7 @@ def _interrupt_in_step_3(run, where, monkeypatch):
 def test_interrupted_anywhere_in_a_step_resumes_exactly(
     tmp_path, uninterrupted, monkeypatch, where, saved, checkpoint_every
 ):
-    from seele_agents.train import Terminated
+    from seele_agents.training.loop import Terminated
 
     config = small_config(tmp_path, "run", "steps=4", f"checkpoint_every={checkpoint_every}")
     run = build(config, echo=lambda *_: None)

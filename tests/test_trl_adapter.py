@@ -14,9 +14,9 @@ torch = pytest.importorskip("torch", reason="torch is not installed (pip install
 from transformers.trainer_callback import PrinterCallback  # noqa: E402
 from trl import GRPOConfig, GRPOTrainer  # noqa: E402
 
-from seele_agents.sft import sft_examples, sft_warmup  # noqa: E402
-from seele_agents.tiny import build_tiny  # noqa: E402
-from seele_agents.trl_adapter import COLUMNS, SEELEForTRL  # noqa: E402
+from seele_agents.integrations.trl import COLUMNS, SEELEForTRL  # noqa: E402
+from seele_agents.models.tiny import build_tiny  # noqa: E402
+from seele_agents.training.sft import sft_examples, sft_warmup  # noqa: E402
 from seele_env.curricula import SEELE  # noqa: E402
 from seele_env.env import MathHintEnv  # noqa: E402
 from seele_env.errors import EnvUsageError  # noqa: E402

@@ -3,9 +3,10 @@
 One hand-built batch (3 prompts of different lengths x 4 completions, mixed 0/1 rewards, some
 completions ended by EOS at different lengths, one cut at the length limit, no hint tokens) goes
 
-* to our :class:`~seele_agents.grpo.GRPOLearner` as a :class:`~seele_agents.rollout.RolloutBatch`
-  (one on-policy ``step``: one epoch, the whole batch in one minibatch, so the old log-probs are
-  the current ones, as TRL has them with ``num_iterations=1``), and
+* to our :class:`~seele_agents.algos.grpo.GRPOLearner` as a
+  :class:`~seele_agents.training.rollout.RolloutBatch` (one on-policy ``step``: one epoch, the
+  whole batch in one minibatch, so the old log-probs are the current ones, as TRL has them with
+  ``num_iterations=1``), and
 * to TRL's ``GRPOTrainer``: its own ``_generate_and_score_completions`` builds the inputs dict
   (left-padded prompts, completion mask, TRL's advantages, the reference log-probs from the
   reference model TRL loads itself) around a stubbed ``_generate`` returning the same tokens,
@@ -41,12 +42,12 @@ torch = pytest.importorskip("torch", reason="torch is not installed (pip install
 from datasets import Dataset  # noqa: E402
 from trl import GRPOConfig, GRPOTrainer  # noqa: E402
 
-from seele_agents.advantages import compute_advantages  # noqa: E402
+from seele_agents.algos.advantages import compute_advantages  # noqa: E402
+from seele_agents.algos.grpo import GRPOLearner  # noqa: E402
+from seele_agents.algos.learner import Targets, token_logprobs  # noqa: E402
 from seele_agents.generation import Sample  # noqa: E402
-from seele_agents.grpo import GRPOLearner  # noqa: E402
-from seele_agents.learner import Targets, token_logprobs  # noqa: E402
-from seele_agents.rollout import Episode, RolloutBatch, collate  # noqa: E402
-from seele_agents.tiny import TinyConfig, build_tiny  # noqa: E402
+from seele_agents.models.tiny import TinyConfig, build_tiny  # noqa: E402
+from seele_agents.training.rollout import Episode, RolloutBatch, collate  # noqa: E402
 
 SMALL = TinyConfig(hidden_size=32, intermediate_size=64, num_layers=2, num_heads=4)
 MAX_NEW_TOKENS = 8

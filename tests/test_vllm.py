@@ -26,10 +26,10 @@ torch = pytest.importorskip("torch", reason="seele_agents needs torch")
 transformers = pytest.importorskip("transformers", reason="seele_agents needs transformers")
 
 import seele_env  # noqa: E402, F401
+from seele_agents.algos.grpo import GRPOLearner  # noqa: E402
+from seele_agents.algos.learner import token_logprobs  # noqa: E402
 from seele_agents.generation import GenerationRequest, SamplingParams, encode  # noqa: E402
-from seele_agents.grpo import GRPOLearner  # noqa: E402
-from seele_agents.learner import token_logprobs  # noqa: E402
-from seele_agents.rollout import collect_rollouts  # noqa: E402
+from seele_agents.training.rollout import collect_rollouts  # noqa: E402
 
 # float32 on both sides: vLLM's CPU kernels and torch's differ by summation order only.
 TOLERANCE = 1e-3
@@ -38,7 +38,7 @@ TOLERANCE = 1e-3
 @pytest.fixture(scope="module")
 def engine(hf_tokenizer):
     """A small random Llama (float32, on CPU or the GPU) and a vLLM engine started from it."""
-    from seele_agents.vllm_generation import VLLMGenerator
+    from seele_agents.generation.vllm import VLLMGenerator
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     torch.manual_seed(0)

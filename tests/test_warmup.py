@@ -8,10 +8,10 @@ import pytest
 
 pytest.importorskip("torch", reason="torch is not installed (pip install torch==2.13.0)")
 
-import seele_agents.sft as sft_module
+import seele_agents.training.sft as sft_module
 from seele_agents.config import load_config
 from seele_agents.models import load_model
-from seele_agents.sft import warm_up
+from seele_agents.training.sft import warm_up
 
 QUICK = [
     "sft.steps=30", "sft.check_every=10", "sft.check_problems=4", "sft.num_problems=40",
@@ -63,7 +63,7 @@ def test_warm_up_draws_the_families_of_the_training_env_unless_told(tmp_path, mo
         seen.append({p.metadata["family"] for p in problems})
         return [(p.question, p.solution) for p in problems]
 
-    monkeypatch.setattr("seele_agents.sft.sft_examples", examples)
+    monkeypatch.setattr("seele_agents.training.sft.sft_examples", examples)
     warm(tmp_path, monkeypatch, "sft.target_step_accuracy=0", "env.families=[running]")
     warm(tmp_path, monkeypatch, "sft.target_step_accuracy=0", "sft.families=[word, linear]")
     assert seen == [{"running"}, {"word", "linear"}]

@@ -6,8 +6,8 @@ per-round accuracies.
     python examples/gpu/tools.py rounds runs/gpu/smollm2-train/metrics.jsonl
 
 ``build-model`` exists because ``model.name: tiny`` always builds the CPU demo's shape
-(:class:`seele_agents.tiny.TinyConfig` defaults): it builds the same tokenizer and a wider,
-deeper Llama with :func:`seele_agents.tiny.build_tiny` and saves both with
+(:class:`seele_agents.models.tiny.TinyConfig` defaults): it builds the same tokenizer and a wider,
+deeper Llama with :func:`seele_agents.models.tiny.build_tiny` and saves both with
 ``save_pretrained``, so any ``seele`` command loads it as ``model.name=<folder>``.
 """
 
@@ -22,7 +22,7 @@ from pathlib import Path
 
 def build_model(args: argparse.Namespace) -> int:
     """Build a tiny-family Llama of the given shape and save it to ``args.out``."""
-    from seele_agents.tiny import TinyConfig, build_tiny
+    from seele_agents.models.tiny import TinyConfig, build_tiny
 
     config = TinyConfig(
         hidden_size=args.hidden,
@@ -46,7 +46,7 @@ def build_model(args: argparse.Namespace) -> int:
 
 def partial_table(args: argparse.Namespace) -> int:
     """The bench's table over the runs that finished (an interrupted benchmark)."""
-    from seele_agents import bench
+    from seele_agents.bench import curricula as bench
 
     parser = argparse.ArgumentParser(prog="seele bench curricula")
     bench.add_arguments(parser)

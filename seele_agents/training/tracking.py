@@ -2,7 +2,7 @@
 
 Every record is one flat dict of namespaced scalars (``reward/mean``, ``loss/policy``, ...)
 with its training ``step``; docs/training.md lists every metric once. Tables of sample
-completions (:mod:`seele_agents.samples`) go to ``samples.jsonl`` and the same trackers.
+completions (:mod:`seele_agents.training.samples`) go to ``samples.jsonl`` and the same trackers.
 
 A resumed run continues the same W&B and trackio runs: their ids are stored in
 ``<folder>/trackers.json`` when the run starts, and handed back to them on resume.
@@ -115,7 +115,7 @@ class MetricsLogger:
             )
 
     def log_samples(self, step: int, rows: list[dict[str, Any]]) -> None:
-        """Append a table of sample rows (:func:`seele_agents.samples.sample_rows`) to
+        """Append a table of sample rows (:func:`seele_agents.training.samples.sample_rows`) to
         ``samples.jsonl``, one line per row, and send it to every tracker as ``samples``."""
         if not rows:
             return

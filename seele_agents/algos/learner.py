@@ -1,6 +1,6 @@
 """What every policy-gradient learner shares: the update loop around a clipped surrogate.
 
-A learner turns one :class:`~seele_agents.rollout.RolloutBatch` into optimiser updates.
+A learner turns one :class:`~seele_agents.training.rollout.RolloutBatch` into optimiser updates.
 :class:`PolicyLearner` does the part all of ours have in common:
 
 1. :meth:`PolicyLearner.prepare` (the subclass's part): advantages (one per sequence, or one per
@@ -9,14 +9,14 @@ A learner turns one :class:`~seele_agents.rollout.RolloutBatch` into optimiser u
 2. ``epochs`` passes over the batch in minibatches of ``minibatch_size`` sequences, one
    optimiser update each, gradients accumulated over micro-batches of ``micro_batch_size``
    sequences and clipped to ``max_grad_norm``. Each micro-batch's loss is
-   :func:`~seele_agents.losses.policy_loss` (clipped surrogate on generated tokens, hint
+   :func:`~seele_agents.algos.losses.policy_loss` (clipped surrogate on generated tokens, hint
    imitation on hint tokens, and the k3 KL when the learner keeps the KL in the loss) plus the
    subclass's :meth:`PolicyLearner.extra_loss`;
 3. one scheduler step.
 
-Learners: :class:`~seele_agents.grpo.GRPOLearner` (group advantages, KL in the loss),
-:class:`~seele_agents.ppo.PPOLearner` (a value head, GAE, KL in the reward) and
-:class:`~seele_agents.reinforcepp.ReinforcePPLearner` (no critic, whitened returns, KL in the
+Learners: :class:`~seele_agents.algos.grpo.GRPOLearner` (group advantages, KL in the loss),
+:class:`~seele_agents.algos.ppo.PPOLearner` (a value head, GAE, KL in the reward) and
+:class:`~seele_agents.algos.reinforcepp.ReinforcePPLearner` (no critic, whitened returns, KL in the
 reward). A new one subclasses :class:`PolicyLearner` and implements :meth:`prepare`; the training
 loop only calls :meth:`step`, :meth:`state_dict` and :meth:`load_state_dict`.
 """
@@ -32,16 +32,16 @@ from typing import Any, ClassVar
 
 import torch
 
-from seele_agents.advantages import group_stats
-from seele_agents.distributed import (
+from seele_agents.algos.advantages import group_stats
+from seele_agents.algos.losses import policy_loss
+from seele_agents.training.distributed import (
     World,
     all_reduce_gradients,
     all_reduce_sum,
     current,
     is_sharded,
 )
-from seele_agents.losses import policy_loss
-from seele_agents.rollout import RolloutBatch
+from seele_agents.training.rollout import RolloutBatch
 
 __all__ = ["PolicyLearner", "Targets", "logprobs_from_logits", "token_logprobs"]
 
@@ -102,7 +102,7 @@ class PolicyLearner:
             it is now (for a peft model: the same model with its adapters disabled). Unused
             when ``beta == 0``.
         loss_type: ``"dr_grpo"``, ``"grpo"`` or ``"dapo"``: how token terms are normalised
-            (:data:`~seele_agents.losses.LOSS_TYPES`).
+            (:data:`~seele_agents.algos.losses.LOSS_TYPES`).
         epsilon_low: Lower clip range of the ratio.
         epsilon_high: Upper clip range (``None``: the loss type's default).
         beta: Weight of the KL to the reference model (in the loss or in the reward, as the
@@ -119,7 +119,7 @@ class PolicyLearner:
             ``minibatch_size`` counts global sequences (a multiple of the world size), losses
             are normalised by global counts and gradients summed over ranks before clipping,
             so every rank takes the step one process would take on the whole batch. A model
-            sharded by :func:`~seele_agents.distributed.shard_model` (FSDP) averages its
+            sharded by :func:`~seele_agents.training.distributed.shard_model` (FSDP) averages its
             gradients itself; the loss is then scaled by the world size to keep the sum.
     """
 

@@ -1,11 +1,11 @@
 """The learners and the policy-loss types, by name: one source for the config's choices, the
-factories (:func:`seele_agents.build.make_learner`) and the docs.
+factories (:func:`seele_agents.training.build.make_learner`) and the docs.
 
 Only the standard library is imported, so ``seele --help`` and config checks never wait for
 torch; a learner's class is imported when :func:`learner_class` is first asked for it.
 
 A new learner is one :func:`register_learner` call (its class takes the model, the optimiser,
-the scheduler, the shared options of :class:`~seele_agents.learner.PolicyLearner` and the
+the scheduler, the shared options of :class:`~seele_agents.algos.learner.PolicyLearner` and the
 ``algo.*`` fields named in ``options``); it is then a valid ``algo.name``.
 
 Example:
@@ -26,7 +26,7 @@ import importlib
 from dataclasses import dataclass
 
 AGGREGATION_NAMES = ("seq_mean", "token_mean", "seq_sum_constant")
-"""The reductions of :data:`seele_agents.losses.AGGREGATIONS`, by name."""
+"""The reductions of :data:`seele_agents.algos.losses.AGGREGATIONS`, by name."""
 
 
 def unknown(kind: str, value: object, valid: list[str]) -> ValueError:
@@ -67,7 +67,7 @@ LOSS_TYPES: dict[str, LossType] = {
     ),
     "dapo": LossType("token_mean", 0.28, "Yu et al. 2025, DAPO (arXiv 2503.14476)"),
 }
-"""Policy-loss recipes by name; see :mod:`seele_agents.losses`."""
+"""Policy-loss recipes by name; see :mod:`seele_agents.algos.losses`."""
 
 
 @dataclass(frozen=True)
@@ -118,20 +118,20 @@ def learner_class(name: str) -> type:
 
 register_learner(
     "grpo",
-    "seele_agents.grpo:GRPOLearner",
+    "seele_agents.algos.grpo:GRPOLearner",
     "group advantages: GRPO, Dr.GRPO",
     options=("advantage", "baseline"),
 )
 register_learner(
     "ppo",
-    "seele_agents.ppo:PPOLearner",
+    "seele_agents.algos.ppo:PPOLearner",
     "value head + GAE",
     options=("value_coef", "value_clip", "discount", "gae_lambda"),
     value_head=True,
 )
 register_learner(
     "reinforcepp",
-    "seele_agents.reinforcepp:ReinforcePPLearner",
+    "seele_agents.algos.reinforcepp:ReinforcePPLearner",
     "REINFORCE++: whitened returns, no critic",
     options=("discount",),
 )

@@ -20,8 +20,8 @@ Example (``examples/trl_grpo.py`` is the runnable version)::
     import gymnasium as gym
     import seele_env  # registers the envs
     from trl import GRPOConfig, GRPOTrainer
-    from seele_agents.tiny import build_tiny
-    from seele_agents.trl_adapter import SEELEForTRL
+    from seele_agents.models.tiny import build_tiny
+    from seele_agents.integrations.trl import SEELEForTRL
 
     env = gym.make("seele/SEELE-v0", families=["arithmetic"], difficulty=1,
                    template="plain", num_rounds=2, group_size=4)

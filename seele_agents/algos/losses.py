@@ -17,7 +17,7 @@ micro-batch losses. Every normaliser here (``num_sequences``, ``num_tokens``,
 sum exactly to the loss of the minibatch in one piece. The metrics of :func:`policy_loss` are
 micro-batch contributions with the same normalisers, so they also add up across micro-batches.
 
-Loss types (``LOSS_TYPES``, named in :mod:`seele_agents.registry`), each an aggregation
+Loss types (``LOSS_TYPES``, named in :mod:`seele_agents.algos.registry`), each an aggregation
 (``AGGREGATIONS``) plus a default upper clip:
 
 - ``"grpo"``: per-sequence token mean, then mean over sequences; ε_high = 0.2 (Shao et al. 2024,
@@ -48,7 +48,7 @@ from typing import Protocol
 
 import torch
 
-from seele_agents.registry import LOSS_TYPES, LossType, unknown
+from seele_agents.algos.registry import LOSS_TYPES, LossType, unknown
 
 __all__ = [
     "AGGREGATIONS",

@@ -1,7 +1,7 @@
 """Supervised warm-up: teach a model the solution format before RL.
 
 RL from 0/1 rewards learns nothing while every rollout fails, so a model built from scratch
-(:mod:`seele_agents.tiny`) is first trained by next-token cross-entropy on worked solutions.
+(:mod:`seele_agents.models.tiny`) is first trained by next-token cross-entropy on worked solutions.
 :func:`sft_examples` turns problems into ``(prompt, response)`` pairs; :func:`sft_batch` builds
 the tensors (the loss covers the response and the end-of-sequence token after it, never the
 prompt); :func:`sft_warmup` runs AdamW for a fixed number of steps; :func:`sft_loss` measures
@@ -15,7 +15,7 @@ Prompt and response are tokenised separately and concatenated, exactly as a gene
 prompt followed by what the model writes, so the warm-up trains the token boundaries RL samples.
 
 Example:
-    >>> from seele_agents.tiny import TinyConfig, build_tiny
+    >>> from seele_agents.models.tiny import TinyConfig, build_tiny
     >>> from seele_env.procedural import generate_problems
     >>> config = TinyConfig(hidden_size=16, intermediate_size=32, num_layers=1, num_heads=2)
     >>> model, tokenizer = build_tiny(seed=0, config=config)
@@ -41,10 +41,10 @@ import torch
 import torch.nn.functional as F
 
 from seele_agents.config import TrainConfig
-from seele_agents.distributed import World, barrier
 from seele_agents.files import atomic_folder
 from seele_agents.generation import GenerationRequest, SamplingParams, TransformersGenerator
-from seele_agents.tracking import progress_bar
+from seele_agents.training.distributed import World, barrier
+from seele_agents.training.tracking import progress_bar
 from seele_env.hints import render_prompt
 from seele_env.problems import Problem
 from seele_env.procedural import CHAIN_FAMILIES, FAMILIES, check_steps, generate_problems
@@ -94,7 +94,7 @@ def tokenize_example(tokenizer: Any, prompt: str, response: str) -> tuple[list[i
     """``(input_ids, labels)`` of one example: prompt + response + EOS, loss on all but the prompt.
 
     Example:
-        >>> from seele_agents.tiny import build_tokenizer
+        >>> from seele_agents.models.tiny import build_tokenizer
         >>> tokenizer = build_tokenizer(["Problem: Solution: Step"], vocab_size=300)
         >>> ids, labels = tokenize_example(tokenizer, "Problem: 1\\n", "2")
         >>> labels == [IGNORE_INDEX] * (len(ids) - 2) + ids[-2:]
@@ -203,7 +203,8 @@ def sft_warmup(
     follows a warm-up (evaluation, RL rollouts) generates, and generation wants eval mode.
 
     Args:
-        model: A causal LM returning ``.logits`` (e.g. from :func:`seele_agents.tiny.build_tiny`).
+        model: A causal LM returning ``.logits`` (e.g. from
+            :func:`seele_agents.models.tiny.build_tiny`).
         tokenizer: Its tokenizer; needs ``eos_token_id`` and ``pad_token_id``.
         examples: ``(prompt, response)`` pairs, e.g. from :func:`sft_examples`.
         steps: Optimiser steps (>= 1).

@@ -13,8 +13,8 @@ Ctrl-C during training saves a checkpoint of the last finished step before exiti
 sampling RNG and optimiser state as an uninterrupted run).
 
 Started by ``torchrun`` or ``accelerate launch``, :func:`train` runs data-parallel
-(:mod:`seele_agents.distributed`): every rank rolls out its shard of each step's problems, the
-curricula record every rank's outcomes, gradients are summed over ranks; rank 0 alone logs,
+(:mod:`seele_agents.training.distributed`): every rank rolls out its shard of each step's problems,
+the curricula record every rank's outcomes, gradients are summed over ranks; rank 0 alone logs,
 prints and writes checkpoints, which any number of processes can resume.
 """
 
@@ -29,8 +29,11 @@ from typing import Any
 
 import torch
 
-from seele_agents.build import Run, build, seed_everything, set_threads
-from seele_agents.checkpoint import (
+from seele_agents.config import TrainConfig, check_data_sources, config_to_dict, save_config
+from seele_agents.generation import SamplingParams
+from seele_agents.models import resolve_device
+from seele_agents.training.build import Run, build, seed_everything, set_threads
+from seele_agents.training.checkpoint import (
     FILES,
     RunExistsError,  # noqa: F401  (public here too: callers of train() catch it)
     checkpoint_path,
@@ -42,8 +45,7 @@ from seele_agents.checkpoint import (
     resolve_resume,
     save_checkpoint,
 )
-from seele_agents.config import TrainConfig, check_data_sources, config_to_dict, save_config
-from seele_agents.distributed import (
+from seele_agents.training.distributed import (
     FixedState,
     FullWeights,
     World,
@@ -58,21 +60,19 @@ from seele_agents.distributed import (
     setup,
     teardown,
 )
-from seele_agents.generation import SamplingParams
-from seele_agents.interrupts import Boundary, Interrupts, Terminated  # noqa: F401  (Terminated: public here)
-from seele_agents.models import resolve_device
-from seele_agents.rollout import collect_rollouts, evaluate
-from seele_agents.samples import sample_rows
-from seele_agents.tracking import MetricsLogger, progress_bar, read_metrics
+from seele_agents.training.interrupts import Boundary, Interrupts, Terminated  # noqa: F401  (Terminated: public here)
+from seele_agents.training.rollout import collect_rollouts, evaluate
+from seele_agents.training.samples import sample_rows
+from seele_agents.training.tracking import MetricsLogger, progress_bar, read_metrics
 from seele_env.procedural import check_steps
 
 # Names that lived here before the factories, the warm-up and the interrupt handling moved out.
 _MOVED = {
-    "make_learner": "seele_agents.build",
-    "make_optimizer": "seele_agents.build",
-    "lr_factor": "seele_agents.build",
-    "warm_up": "seele_agents.sft",
-    "SFT_FOLDER": "seele_agents.sft",
+    "make_learner": "seele_agents.training.build",
+    "make_optimizer": "seele_agents.training.build",
+    "lr_factor": "seele_agents.training.build",
+    "warm_up": "seele_agents.training.sft",
+    "SFT_FOLDER": "seele_agents.training.sft",
 }
 
 
@@ -81,7 +81,8 @@ def __getattr__(name: str) -> Any:
         import importlib
 
         warnings.warn(
-            f"seele_agents.train.{name} moved to {_MOVED[name]}.{name}; import it from there.",
+            f"seele_agents.training.loop.{name} moved to {_MOVED[name]}.{name}; import it "
+            "from there.",
             DeprecationWarning,
             stacklevel=2,
         )
@@ -241,7 +242,7 @@ def loop(run: Run, start_step: int, state: dict[str, Any], echo: Any = print) ->
         boundary.close()
     echo(_before_after(final, len(run.eval_ids), run.config))
     if lc.plot and world.is_main:
-        from seele_agents.plots import plot_training
+        from seele_agents.training.plots import plot_training
 
         final["plot"] = str(
             plot_training(read_metrics(out / "metrics.jsonl"), out / "training.png")

@@ -1,12 +1,13 @@
 """Sample completions for people to read: a few rows of a training step's own rollouts.
 
-:func:`sample_rows` picks ``limit`` rollouts of a :class:`~seele_agents.rollout.RolloutBatch`
-(no extra generation) and turns each into one flat record: the training ``step``, the
-``problem_id``, the 1-based ``round``, the realised ``hint_rate``, the ``reward``, whether the
-answer was ``correct``, and the texts: ``prompt`` (what the model was given, decoded from its
-tokens), ``hint`` (the solution prefix shown, whether it sits in the prompt or starts the
-response) and ``completion`` (what the model wrote). :class:`~seele_agents.tracking.MetricsLogger`
-writes them to ``samples.jsonl`` and the trackers.
+:func:`sample_rows` picks ``limit`` rollouts of a
+:class:`~seele_agents.training.rollout.RolloutBatch` (no extra generation) and turns each into one
+flat record: the training ``step``, the ``problem_id``, the 1-based ``round``, the realised
+``hint_rate``, the ``reward``, whether the answer was ``correct``, and the texts: ``prompt`` (what
+the model was given, decoded from its tokens), ``hint`` (the solution prefix shown, whether it sits
+in the prompt or starts the response) and ``completion`` (what the model wrote).
+:class:`~seele_agents.training.tracking.MetricsLogger` writes them to ``samples.jsonl`` and the
+trackers.
 
 Rows are picked without randomness, so logging samples never moves a training RNG: the first
 completion of every (problem, round), problem by problem (so a problem's rounds sit together and
@@ -16,8 +17,8 @@ Example:
     >>> import gymnasium as gym
     >>> import seele_env
     >>> from seele_agents.generation import SamplingParams, TransformersGenerator
-    >>> from seele_agents.rollout import collect_rollouts
-    >>> from seele_agents.tiny import build_tiny
+    >>> from seele_agents.training.rollout import collect_rollouts
+    >>> from seele_agents.models.tiny import build_tiny
     >>> model, tokenizer = build_tiny(seed=0)
     >>> env = gym.make("seele/SEELE-v0", num_rounds=2, group_size=2, template="plain")
     >>> generator = TransformersGenerator(model, tokenizer, SamplingParams(max_new_tokens=4))
@@ -36,7 +37,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from seele_agents.rollout import Episode, RolloutBatch
+from seele_agents.training.rollout import Episode, RolloutBatch
 
 SAMPLE_FIELDS = (
     "step", "problem_id", "round", "hint_rate", "reward", "correct", "prompt", "hint",

@@ -23,7 +23,7 @@ Example:
     >>> import gymnasium as gym
     >>> import seele_env
     >>> from seele_agents.generation import SamplingParams, TransformersGenerator
-    >>> from seele_agents.tiny import build_tiny
+    >>> from seele_agents.models.tiny import build_tiny
     >>> model, tokenizer = build_tiny(seed=0)
     >>> env = gym.make("seele/SEELE-v0", num_rounds=2, group_size=2, template="plain")
     >>> generator = TransformersGenerator(model, tokenizer, SamplingParams(max_new_tokens=4))
@@ -43,8 +43,8 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from seele_agents.distributed import World, all_gather_objects, shard
 from seele_agents.generation import GenerationRequest, Generator, Sample, SamplingParams
+from seele_agents.training.distributed import World, all_gather_objects, shard
 from seele_env.curricula import Curriculum
 from seele_env.curricula.base import find_curriculum
 from seele_env.errors import EnvUsageError
@@ -167,7 +167,7 @@ def collect_rollouts(
     With several processes (``world``), every rank's curriculum picks the same ``P`` problems,
     this rank samples and scores its contiguous ``P / W`` of them, and each round's outcomes of
     all ranks are gathered so that every rank's curriculum records all ``P`` problems
-    (:mod:`seele_agents.distributed`). The batch holds this rank's rows only.
+    (:mod:`seele_agents.training.distributed`). The batch holds this rank's rows only.
 
     Args:
         env: A seele env (``problem_ids`` and ``reset(options={"problem_id", "hint_rate"})``

@@ -6,8 +6,9 @@
 
 :func:`run_eval` reads top to bottom: settings (:class:`EvalCommandConfig`), the output folder
 (:func:`prepare_output_dir`: fingerprint and resume), problems, model,
-:func:`~seele_agents.evaluation.evaluate_model`, outputs (:func:`write_outputs`). The metrics
-and the loop are :mod:`seele_agents.evaluation`; docs/evaluation.md describes every option.
+:func:`~seele_agents.evaluation.metrics.evaluate_model`, outputs (:func:`write_outputs`). The
+metrics and the loop are :mod:`seele_agents.evaluation.metrics`; docs/evaluation.md describes every
+option.
 
 Neither torch nor the evaluation's dependencies are imported at module level: the ``seele``
 command imports this module to build its parser, and ``seele --help`` should not wait for them.
@@ -34,7 +35,7 @@ from seele_agents.config import (
     option,
     options_from_args,
 )
-from seele_agents.evaluation import (
+from seele_agents.evaluation.metrics import (
     RESULTS_FILE,
     EvalError,
     EvalResult,
@@ -232,7 +233,7 @@ class EvalCommandConfig(Options):
 def __getattr__(name: str) -> Any:
     if name == "EvalConfig":  # its name until 2026-12, when it clashed with config.EvalConfig
         warnings.warn(
-            "seele_agents.eval_command.EvalConfig is deprecated; use EvalCommandConfig.",
+            "seele_agents.evaluation.command.EvalConfig is deprecated; use EvalCommandConfig.",
             DeprecationWarning,
             stacklevel=2,
         )
@@ -414,7 +415,7 @@ def resolve_model(name: str, echo: Any = print) -> tuple[str, str | None]:
             )
         return str((path / "model").resolve()), _trained_template(path)
     if (path / "checkpoints").is_dir():
-        from seele_agents.checkpoint import latest_checkpoint
+        from seele_agents.training.checkpoint import latest_checkpoint
 
         latest = latest_checkpoint(path)
         if latest is not None:
@@ -509,7 +510,7 @@ def make_envs(
 def make_generator(config: EvalCommandConfig, model: Any, tokenizer: Any) -> Generator:
     """The backend ``config.backend`` names; one forward batch holds a whole call."""
     if config.backend == "vllm":
-        from seele_agents.vllm_generation import VLLMGenerator
+        from seele_agents.generation.vllm import VLLMGenerator
 
         return VLLMGenerator(model, tokenizer, seed=config.seed)
     from seele_agents.generation import TransformersGenerator

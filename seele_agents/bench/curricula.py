@@ -335,9 +335,9 @@ def prepare_start(spec: BenchSpec, echo: Any = print) -> Path | None:
         return folder
     import torch
 
-    from seele_agents.build import seed_everything
     from seele_agents.models import load_model, save_merged
-    from seele_agents.sft import warm_up
+    from seele_agents.training.build import seed_everything
+    from seele_agents.training.sft import warm_up
 
     torch.set_num_threads(spec.threads)
     seed_everything(config.seed)
@@ -361,8 +361,8 @@ def _train_one(config: Any, threads: int) -> dict[str, Any]:
     import torch
     from transformers.utils import logging as hf_logging
 
-    from seele_agents.checkpoint import latest_checkpoint
-    from seele_agents.train import train
+    from seele_agents.training.checkpoint import latest_checkpoint
+    from seele_agents.training.loop import train
 
     torch.set_num_threads(threads)
     hf_logging.disable_progress_bar()  # a loading bar per run would bury the benchmark's lines
@@ -429,7 +429,7 @@ def run_bench(spec: BenchSpec, echo: Any = print) -> dict[str, Any]:
 
 def _run_figures(folder: Path, per_step: int) -> dict[str, Any]:
     """One finished run's figures, from its ``bench_summary.json`` and ``metrics.jsonl``."""
-    from seele_agents.tracking import read_metrics
+    from seele_agents.training.tracking import read_metrics
 
     summary = json.loads((folder / "bench_summary.json").read_text(encoding="utf-8"))
     records = read_metrics(folder / "metrics.jsonl")

@@ -1,16 +1,16 @@
 """PPO with a value head: token-level GAE, value clipping, whitened advantages, KL in the reward.
 
-A step (:meth:`PPOLearner.step`, the loop of :class:`~seele_agents.learner.PolicyLearner`):
+A step (:meth:`PPOLearner.step`, the loop of :class:`~seele_agents.algos.learner.PolicyLearner`):
 
 1. one pass without gradients gives the sampling policy's token log-probs and the critic's
    values ``V(s_t)`` (a linear :class:`ValueHead` on the policy's last hidden state, so actor
    and critic share the backbone);
-2. token rewards (:func:`~seele_agents.returns.token_rewards`): ``-beta * (log pi_old -
+2. token rewards (:func:`~seele_agents.algos.returns.token_rewards`): ``-beta * (log pi_old -
    log pi_ref)`` on every generated token and the verified reward at the last one;
 3. GAE advantages and value targets over generated tokens only
-   (:func:`~seele_agents.returns.gae`), advantages whitened over the batch;
+   (:func:`~seele_agents.algos.returns.gae`), advantages whitened over the batch;
 4. the clipped surrogate on generated tokens plus ``value_coef`` times the clipped value loss
-   (:func:`~seele_agents.returns.value_loss`), token-averaged.
+   (:func:`~seele_agents.algos.returns.value_loss`), token-averaged.
 
 Hint tokens are handled as in GRPO: no policy gradient, no reward, no value target, only the
 optional imitation term ``-gamma * log pi(hint | x)``. PPO needs no groups: one rollout per
@@ -19,7 +19,7 @@ outcomes over the episodes of a visit, whatever the learner).
 
 Example:
     >>> import torch
-    >>> from seele_agents.tiny import build_tiny
+    >>> from seele_agents.models.tiny import build_tiny
     >>> model, _ = build_tiny(seed=0)
     >>> learner = PPOLearner(model, torch.optim.AdamW(model.parameters(), lr=1e-3))
     >>> learner.value_head.linear.in_features, len(learner.optimizer.param_groups)
@@ -32,10 +32,10 @@ from typing import Any
 
 import torch
 
-from seele_agents.learner import PolicyLearner, Targets, logprobs_from_logits
-from seele_agents.losses import AGGREGATIONS
-from seele_agents.returns import gae, masked_mean, token_rewards, value_loss, whiten
-from seele_agents.rollout import RolloutBatch
+from seele_agents.algos.learner import PolicyLearner, Targets, logprobs_from_logits
+from seele_agents.algos.losses import AGGREGATIONS
+from seele_agents.algos.returns import gae, masked_mean, token_rewards, value_loss, whiten
+from seele_agents.training.rollout import RolloutBatch
 
 __all__ = ["PPOLearner", "ValueHead"]
 
@@ -80,7 +80,7 @@ class PPOLearner(PolicyLearner):
             on the easy arithmetic task of tests/test_ppo.py, lambda = 0.95 did not raise the
             reward in 8 steps where lambda = 1 did (verl's default is 1 too).
         whiten_advantages: Normalise advantages over the batch's generated tokens.
-        **kwargs: The shared options of :class:`~seele_agents.learner.PolicyLearner`;
+        **kwargs: The shared options of :class:`~seele_agents.algos.learner.PolicyLearner`;
             ``beta`` is the weight of the per-token KL penalty in the reward.
     """
 

@@ -3,7 +3,7 @@
 :class:`Boundary` remembers the run's state at the end of the last finished step;
 :class:`Interrupts` turns SIGINT and SIGTERM into :class:`KeyboardInterrupt` at a point where that
 state is intact, so the checkpoint saved on the way out is the one an uninterrupted run would
-have written (``seele_agents.train.loop``).
+have written (``seele_agents.training.loop.loop``).
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ import signal
 import threading
 from typing import TYPE_CHECKING, Any
 
-from seele_agents.checkpoint import capture_rng_state, restore_rng_state
+from seele_agents.training.checkpoint import capture_rng_state, restore_rng_state
 
 if TYPE_CHECKING:
-    from seele_agents.build import Run
+    from seele_agents.training.build import Run
 
 
 class Terminated(KeyboardInterrupt):

@@ -4,9 +4,9 @@
     seele bench scaling --steps 4 --json scaling.json
 
 Each *point* is one configuration of our training step (``collect_rollouts`` ->
-``GRPOLearner.step``, exactly as :mod:`seele_agents.speed` runs it, on the untrained tiny model
-and the CPU demo's procedural problems), timed over ``steps`` steps after one warm-up step, with
-the median step and the mean of each phase. Plain GRPO is the ``none`` curriculum in one round
+``GRPOLearner.step``, exactly as :mod:`seele_agents.bench.speed` runs it, on the untrained tiny
+model and the CPU demo's procedural problems), timed over ``steps`` steps after one warm-up step,
+with the median step and the mean of each phase. Plain GRPO is the ``none`` curriculum in one round
 of ``m * n`` rollouts; SEELE spends the same ``m * n`` rollouts per problem in ``m`` sequential
 rounds of ``n``. The grid varies one thing at a time from a base point (8 problems, 32 rollouts
 each, 64 new tokens), so a row's ratio to its GRPO twin shows what SEELE's rounds cost there.
@@ -22,9 +22,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from seele_agents.bench.speed import OUR_PHASES, SpeedConfig
 from seele_agents.config import ConfigError, Options, add_options, option, options_from_args
 from seele_agents.files import write_atomic
-from seele_agents.speed import OUR_PHASES, SpeedConfig
 
 __all__ = [
     "Point",
@@ -104,7 +104,7 @@ def time_point(
     """``steps`` timed steps (after one warm-up) of ``point``: median step, phase means, tokens."""
     import torch
 
-    from seele_agents.speed import OurSide, start_model
+    from seele_agents.bench.speed import OurSide, start_model
 
     before = torch.get_num_threads()
     torch.set_num_threads(threads)

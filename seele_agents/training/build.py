@@ -1,11 +1,11 @@
 """Everything ``seele train`` builds before its first step, from a :class:`TrainConfig`.
 
-:func:`build` returns a :class:`Run`: the model (warmed up by :func:`seele_agents.sft.warm_up`
-when ``sft.steps > 0``, with LoRA, sharded under FSDP), the training env wrapped in its
-curriculum, the held-out evaluation env, the optimiser and its schedule, the generator and the
-learner. Each part has its own small factory (:func:`make_env`, :func:`make_eval_env`,
-:func:`make_optimizer`, :func:`make_learner`, :func:`make_generator`), usable alone; learners come
-from :data:`seele_agents.registry.LEARNERS`.
+:func:`build` returns a :class:`Run`: the model (warmed up by
+:func:`seele_agents.training.sft.warm_up` when ``sft.steps > 0``, with LoRA, sharded under FSDP),
+the training env wrapped in its curriculum, the held-out evaluation env, the optimiser and its
+schedule, the generator and the learner. Each part has its own small factory (:func:`make_env`,
+:func:`make_eval_env`, :func:`make_optimizer`, :func:`make_learner`, :func:`make_generator`),
+usable alone; learners come from :data:`seele_agents.algos.registry.LEARNERS`.
 """
 
 from __future__ import annotations
@@ -20,20 +20,25 @@ from typing import Any
 import numpy as np
 import torch
 
-from seele_agents.checkpoint import load_weights
+from seele_agents.algos.learner import PolicyLearner
+from seele_agents.algos.ppo import ValueHead
+from seele_agents.algos.registry import LEARNERS, learner_class
 from seele_agents.config import TrainConfig, eval_source
-from seele_agents.distributed import GatheredGenerator, World, broadcast_module, shard_model
 from seele_agents.generation import SamplingParams, TransformersGenerator
-from seele_agents.learner import PolicyLearner
 from seele_agents.models import (
     apply_lora,
     enable_gradient_checkpointing,
     load_model,
     resolve_device,
 )
-from seele_agents.ppo import ValueHead
-from seele_agents.registry import LEARNERS, learner_class
-from seele_agents.sft import SFT_FOLDER, procedural_problems, warm_up
+from seele_agents.training.checkpoint import load_weights
+from seele_agents.training.distributed import (
+    GatheredGenerator,
+    World,
+    broadcast_module,
+    shard_model,
+)
+from seele_agents.training.sft import SFT_FOLDER, procedural_problems, warm_up
 from seele_env.curricula import Curriculum, make_curriculum
 from seele_env.env import MathHintEnv
 from seele_env.hints import Rendering
@@ -172,8 +177,8 @@ def make_learner(
     world: World | None = None,
     ref_model: Any = None,
 ) -> PolicyLearner:
-    """The learner ``config.algo.name`` names (:data:`~seele_agents.registry.LEARNERS`), with the
-    options every learner shares and the ``algo.*`` fields its registration lists."""
+    """The learner ``config.algo.name`` names (:data:`~seele_agents.algos.registry.LEARNERS`), with
+    the options every learner shares and the ``algo.*`` fields its registration lists."""
     ac, gc = config.algo, config.generation
     spec = LEARNERS[ac.name]
     options = {name: getattr(ac, name) for name in spec.options}
@@ -279,7 +284,7 @@ def make_generator(
     """The generator ``generation.backend`` names, sampling with ``params`` from ``seed``."""
     gc = config.generation
     if gc.backend == "vllm":
-        from seele_agents.vllm_generation import VLLMGenerator
+        from seele_agents.generation.vllm import VLLMGenerator
 
         return VLLMGenerator(model, tokenizer, params, seed=seed)
     return TransformersGenerator(model, tokenizer, params, batch_size=gc.batch_size, seed=seed)

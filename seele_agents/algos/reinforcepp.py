@@ -4,8 +4,8 @@ Each generated token's advantage is the return that follows it, ``G_t = sum_{s >
 the token rewards of PPO (a ``-beta * (log pi_old - log pi_ref)`` KL penalty on every generated
 token and the verified reward at the last one), whitened over all generated tokens of the batch
 (the "global batch normalisation" that replaces a critic or a group baseline). The policy loss
-is the shared clipped surrogate (:class:`~seele_agents.learner.PolicyLearner`); hint tokens get
-only the imitation term.
+is the shared clipped surrogate (:class:`~seele_agents.algos.learner.PolicyLearner`); hint tokens
+get only the imitation term.
 
 Why this as the third learner: unlike RLOO (a leave-one-out variant of GRPO's group baseline,
 which is an advantage estimator rather than a new learner), REINFORCE++ needs no groups, no critic
@@ -14,7 +14,7 @@ reusing PPO's returns code; like PPO it works with one rollout per problem.
 
 Example:
     >>> import torch
-    >>> from seele_agents.tiny import build_tiny
+    >>> from seele_agents.models.tiny import build_tiny
     >>> model, _ = build_tiny(seed=0)
     >>> learner = ReinforcePPLearner(model, torch.optim.AdamW(model.parameters(), lr=1e-3))
     >>> learner.name, learner.kl_in_reward
@@ -27,9 +27,9 @@ from typing import Any
 
 import torch
 
-from seele_agents.learner import PolicyLearner, Targets
-from seele_agents.returns import discounted_returns, masked_mean, token_rewards, whiten
-from seele_agents.rollout import RolloutBatch
+from seele_agents.algos.learner import PolicyLearner, Targets
+from seele_agents.algos.returns import discounted_returns, masked_mean, token_rewards, whiten
+from seele_agents.training.rollout import RolloutBatch
 
 __all__ = ["ReinforcePPLearner"]
 
@@ -42,7 +42,7 @@ class ReinforcePPLearner(PolicyLearner):
         optimizer: Its optimiser.
         scheduler: Optional LR scheduler, stepped once per :meth:`step`.
         discount: Discount factor over generated tokens (1 in the paper).
-        **kwargs: The shared options of :class:`~seele_agents.learner.PolicyLearner`;
+        **kwargs: The shared options of :class:`~seele_agents.algos.learner.PolicyLearner`;
             ``beta`` is the weight of the per-token KL penalty in the reward.
     """
 

@@ -1,17 +1,18 @@
 """The GRPO learner: advantages from group rewards, a clipped surrogate on generated tokens.
 
-One call of :meth:`GRPOLearner.step` consumes a :class:`~seele_agents.rollout.RolloutBatch`:
-advantages per sequence (:mod:`seele_agents.advantages`; Dr.GRPO pooled over a problem's rounds
-by default), the sampling policy's log-probs when the update is off-policy, the reference
-model's log-probs for the k3 KL in the loss, then the update loop shared by every learner
-(:class:`~seele_agents.learner.PolicyLearner`).
+One call of :meth:`GRPOLearner.step` consumes a
+:class:`~seele_agents.training.rollout.RolloutBatch`: advantages per sequence
+(:mod:`seele_agents.algos.advantages`; Dr.GRPO pooled over a problem's rounds by default), the
+sampling policy's log-probs when the update is off-policy, the reference model's log-probs for the
+k3 KL in the loss, then the update loop shared by every learner
+(:class:`~seele_agents.algos.learner.PolicyLearner`).
 
-The loss (:func:`seele_agents.losses.policy_loss`) puts the policy gradient and the KL penalty
+The loss (:func:`seele_agents.algos.losses.policy_loss`) puts the policy gradient and the KL penalty
 on generated tokens only; hint tokens get only the imitation term ``-gamma * log pi(hint|x)``.
 
 Example:
     >>> import torch
-    >>> from seele_agents.tiny import build_tiny
+    >>> from seele_agents.models.tiny import build_tiny
     >>> model, tokenizer = build_tiny(seed=0)
     >>> learner = GRPOLearner(model, torch.optim.AdamW(model.parameters(), lr=1e-3))
     >>> learner.beta, learner.loss_type
@@ -24,9 +25,9 @@ from typing import Any
 
 import torch
 
-from seele_agents.advantages import compute_advantages
-from seele_agents.learner import PolicyLearner, Targets, token_logprobs
-from seele_agents.rollout import RolloutBatch
+from seele_agents.algos.advantages import compute_advantages
+from seele_agents.algos.learner import PolicyLearner, Targets, token_logprobs
+from seele_agents.training.rollout import RolloutBatch
 
 __all__ = ["GRPOLearner", "token_logprobs"]
 
@@ -40,7 +41,7 @@ class GRPOLearner(PolicyLearner):
         scheduler: Optional LR scheduler, stepped once per :meth:`step`.
         advantage: ``"dr_grpo"`` (paper default) or ``"grpo"``.
         baseline: ``"pooled"`` (one baseline per problem over all rounds) or ``"round"``.
-        **kwargs: The shared options of :class:`~seele_agents.learner.PolicyLearner`
+        **kwargs: The shared options of :class:`~seele_agents.algos.learner.PolicyLearner`
             (``loss_type``, ``epsilon_low``, ``epsilon_high``, ``beta`` (k3 KL in the loss),
             ``gamma``, ``epochs``, ``minibatch_size``, ``micro_batch_size``, ``max_grad_norm``,
             ``max_new_tokens``, ``temperature``, ``ref_model``).

@@ -5,8 +5,8 @@
     seele bench parity --config my.yaml --set algo.loss=dapo --output-dir runs/parity-dapo
 
 **One start.** The model of ``model.name`` gets ``seele train``'s supervised warm-up once
-(:func:`seele_agents.sft.warm_up`, ``sft.*``); both sides of every seed start from copies of
-it, and both use it as the KL reference (TRL loads it from ``<output-dir>/start_model``).
+(:func:`seele_agents.training.sft.warm_up`, ``sft.*``); both sides of every seed start from copies
+of it, and both use it as the KL reference (TRL loads it from ``<output-dir>/start_model``).
 
 **The same training.** The settings are :class:`~seele_agents.config.TrainConfig`'s (defaults:
 ``seele train``'s demo; ``--config`` and ``--set`` as for ``seele train``) with one change:
@@ -22,8 +22,8 @@ optimiser (``optim.name`` AdamW or SGD, ``optim.lr``, betas, weight decay, gradi
 and learning-rate schedule.
 
 * ours: ``collect_rollouts`` -> ``learner.step`` -> ``generator.sync_weights``, the loop of
-  ``seele train`` (:func:`seele_agents.build.make_learner`);
-* TRL: ``GRPOTrainer`` fed by :class:`~seele_agents.trl_adapter.SEELEForTRL` (one round of
+  ``seele train`` (:func:`seele_agents.training.build.make_learner`);
+* TRL: ``GRPOTrainer`` fed by :class:`~seele_agents.integrations.trl.SEELEForTRL` (one round of
   ``num_rounds * group_size`` generations per problem: one advantage group per problem, as our
   pooled baseline has it).
 
@@ -127,10 +127,10 @@ def run_parity(
     """
     from transformers.utils import logging as hf_logging
 
-    from seele_agents.build import seed_everything
     from seele_agents.config import config_to_dict
     from seele_agents.models import load_model, resolve_device
-    from seele_agents.sft import warm_up
+    from seele_agents.training.build import seed_everything
+    from seele_agents.training.sft import warm_up
 
     check_config(config)
     steps = settings.steps or config.steps
@@ -178,8 +178,8 @@ class _Side:
     """What both sides share: the env, the held-out problems and a greedy evaluation."""
 
     def __init__(self, config: Any, model: Any, tokenizer: Any) -> None:
-        from seele_agents.build import make_env, make_eval_env
         from seele_agents.generation import SamplingParams, TransformersGenerator
+        from seele_agents.training.build import make_env, make_eval_env
 
         self.config, self.model = config, model
         gc, ec = config.generation, config.eval
@@ -198,7 +198,7 @@ class _Side:
 
     def evaluate(self, step: int) -> float:
         """Greedy held-out accuracy (no hint) now; appended to the curve at ``step``."""
-        from seele_agents.rollout import evaluate
+        from seele_agents.training.rollout import evaluate
 
         was_training = self.model.training
         self.model.eval()
@@ -240,8 +240,8 @@ def _train_ours(
     import torch
     from tqdm.auto import tqdm
 
-    from seele_agents.build import lr_factor, make_learner
-    from seele_agents.rollout import collect_rollouts
+    from seele_agents.training.build import lr_factor, make_learner
+    from seele_agents.training.rollout import collect_rollouts
 
     side = _Side(config, model, tokenizer)
     oc, cc = config.optim, config.curriculum
@@ -275,7 +275,7 @@ def _train_trl(
     from transformers.trainer_callback import PrinterCallback
     from trl import GRPOTrainer
 
-    from seele_agents.trl_adapter import SEELEForTRL
+    from seele_agents.integrations.trl import SEELEForTRL
 
     cc = config.curriculum
     group = cc.num_rounds * cc.group_size  # our pooled baseline: one group per problem
@@ -477,8 +477,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """``seele bench parity``: train both sides, write JSON, markdown and PNG, print the table."""
+    from seele_agents.bench.speed import trl_installed
     from seele_agents.config import ConfigError, load_config
-    from seele_agents.speed import trl_installed
 
     try:
         settings = ParitySettings(seeds=args.seeds, steps=args.steps, eval_every=args.eval_every,

@@ -5,7 +5,7 @@
     seele bench speed --steps 1 --prompts 2 --group-size 4 --max-new-tokens 16   # a smoke run
 
 **What is matched.** Both sides start from one model (the tiny Llama of
-:func:`~seele_agents.tiny.build_tiny` after a short supervised warm-up, so some groups have
+:func:`~seele_agents.models.tiny.build_tiny` after a short supervised warm-up, so some groups have
 mixed rewards and both updates move the weights; two copies) and train against their own SEELE
 env over the same procedural problems (the CPU demo's: arithmetic, difficulty 1-2, hints in
 steps at the start of the response). Same optimiser (AdamW, constant LR, no weight decay,
@@ -19,9 +19,9 @@ side samples and trains on ``P * m * n`` completions:
 * ours: ``collect_rollouts`` (P problems x m rounds x n completions; SEELE fits each round's hint
   rates on the previous round's outcomes) -> ``GRPOLearner.step`` -> ``generator.sync_weights``,
   the loop of ``seele train``;
-* TRL: ``GRPOTrainer`` fed by :class:`~seele_agents.trl_adapter.SEELEForTRL`: ``P * m`` prompts x
-  ``n`` generations per step, each prompt one SEELE round whose rate the same curriculum chose,
-  each completion verified by the env, which records the outcomes in the curriculum.
+* TRL: ``GRPOTrainer`` fed by :class:`~seele_agents.integrations.trl.SEELEForTRL`: ``P * m``
+  prompts x ``n`` generations per step, each prompt one SEELE round whose rate the same curriculum
+  chose, each completion verified by the env, which records the outcomes in the curriculum.
 
 **How it is timed.** The two sides alternate step by step inside one ``trainer.train()``: a
 callback at TRL's ``on_step_end`` runs one of our steps, so a change in machine load hits both
@@ -175,15 +175,15 @@ def run_speed(config: SpeedConfig, *, echo: Callable[[str], None] = print) -> di
 class OurSide:
     """Our side: a curriculum env (SEELE by default), the generator and the GRPO learner;
     :meth:`step` runs one step of ``seele train``'s loop and records its metrics (also used by
-    :mod:`seele_agents.scaling`)."""
+    :mod:`seele_agents.bench.scaling`)."""
 
     def __init__(
         self, config: SpeedConfig, model: Any, tokenizer: Any, curriculum: str = "seele"
     ) -> None:
         import torch
 
+        from seele_agents.algos.grpo import GRPOLearner
         from seele_agents.generation import SamplingParams, TransformersGenerator
-        from seele_agents.grpo import GRPOLearner
 
         self.config = config
         self.model = model
@@ -209,7 +209,7 @@ class OurSide:
 
     def step(self) -> None:
         """One training step, timed as ``seele train`` times ``time/step_s``."""
-        from seele_agents.rollout import collect_rollouts
+        from seele_agents.training.rollout import collect_rollouts
 
         c = self.config
         started = time.perf_counter()
@@ -247,7 +247,7 @@ class _TRLSide:
     """TRL's side: ``GRPOTrainer`` on :class:`SEELEForTRL`, its phases timed from outside."""
 
     def __init__(self, config: SpeedConfig, model: Any, tokenizer: Any) -> None:
-        from seele_agents.trl_adapter import SEELEForTRL
+        from seele_agents.integrations.trl import SEELEForTRL
 
         self.config = config
         self.model, self.tokenizer = model, tokenizer
@@ -352,8 +352,8 @@ class _TRLSide:
 def start_model(seed: int, sft_steps: int) -> tuple[Any, Any]:
     """The tiny Llama after ``sft_steps`` supervised steps on easy procedural problems (the
     demo's warm-up recipe: difficulty 1, 32 problems a step, learning rate 1e-3)."""
-    from seele_agents.sft import sft_examples, sft_warmup
-    from seele_agents.tiny import build_tiny
+    from seele_agents.models.tiny import build_tiny
+    from seele_agents.training.sft import sft_examples, sft_warmup
     from seele_env.procedural import generate_problems
 
     model, tokenizer = build_tiny(seed=seed)
