@@ -62,8 +62,9 @@ def test_the_main_modules_carry_examples(name: str) -> None:
 @pytest.mark.skipif(not AGENT_MODULES, reason="seele_agents needs torch")
 @pytest.mark.parametrize(
     "name",
-    ["advantages", "checkpoint", "config", "generation", "grpo", "losses", "models", "plots",
-     "rollout", "sft", "tiny", "tracking"],
+    ["algos.advantages", "training.checkpoint", "config", "options", "generation.transformers",
+     "algos.grpo", "algos.losses", "algos.registry", "models.loading", "training.plots",
+     "training.rollout", "training.sft", "models.tiny", "training.tracking", "files"],
 )  # fmt: skip
 def test_the_agent_modules_carry_examples(name: str) -> None:
     assert _run(f"seele_agents.{name}").attempted > 0

@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from seele_agents.bench.speed import OUR_PHASES, SpeedConfig
-from seele_agents.config import ConfigError, Options, add_options, option, options_from_args
 from seele_agents.files import write_atomic
+from seele_agents.options import ConfigError, Options, add_options, option, options_from_args
 
 __all__ = [
     "Point",

@@ -47,8 +47,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from seele_agents.config import Options, add_options, option, options_from_args, require
 from seele_agents.files import write_atomic
+from seele_agents.options import Options, add_options, option, options_from_args, require
 
 __all__ = [
     "OUR_PHASES",
