@@ -1,9 +1,12 @@
 """The training loop: a model, an env with a curriculum, a learner, checkpoints and metrics.
 
-:func:`train` reads top to bottom: set up (model, envs, optimiser, generator, learner), resume if
-asked, optionally warm up with supervised fine-tuning, evaluate, then per training step
-``collect_rollouts`` -> ``learner.step`` -> log -> checkpoint, and a final evaluation and plot.
-The learner is GRPO, PPO or REINFORCE++ (``algo.name``, :func:`make_learner`); all three
+:func:`train` reads top to bottom: build everything (:func:`~seele_agents.training.build.build`:
+model, optional supervised warm-up, envs, optimiser, generator, learner), resume if asked, then
+:func:`loop`: evaluate, and per training step (:func:`_train_steps`)
+:func:`~seele_agents.training.rollout.collect_rollouts` (the curriculum picks each round's hint
+rates; the generator samples; the env verifies) -> ``learner.step`` (advantages and the clipped
+loss, :mod:`seele_agents.algos`) -> log -> checkpoint, and a final evaluation and plot. The
+learner is the one ``algo.name`` names (:data:`~seele_agents.algos.registry.LEARNERS`); all
 share the rollouts, the loss code and this loop.
 With the default :class:`~seele_agents.config.TrainConfig` this is the embedded CPU demo: a tiny
 Llama built locally, SFT on easy procedural problems, GRPO + SEELE on harder ones.
@@ -124,8 +127,9 @@ def train(
         if world.is_main:
             out.mkdir(parents=True, exist_ok=True)
             save_config(config, out / "config.yaml")
-        run = build(config, warm_start=checkpoint is None, echo=echo, world=world,
-                    checkpoint=checkpoint)  # fmt: skip
+        run = build(
+            config, warm_start=checkpoint is None, echo=echo, world=world, checkpoint=checkpoint
+        )
         start_step, state = 0, {}
         if checkpoint is not None:
             start_step, state = _resume(run, checkpoint, echo)
@@ -149,8 +153,10 @@ def _check_world(config: TrainConfig, world: World) -> None:
                     f"distributed.strategy=fsdp does not support {why} yet; use "
                     "distributed.strategy=ddp (docs/scaling.md)."
                 )
-    for key, value in (("problems_per_step", config.problems_per_step),
-                       ("algo.minibatch_size", config.algo.minibatch_size)):  # fmt: skip
+    for key, value in (
+        ("problems_per_step", config.problems_per_step),
+        ("algo.minibatch_size", config.algo.minibatch_size),
+    ):
         if value % world.size:
             raise ValueError(
                 f"{key}={value} cannot be split evenly over {world.size} processes: each takes "
@@ -168,9 +174,11 @@ def _resume(run: Run, checkpoint: Path, echo: Any) -> tuple[int, dict[str, Any]]
     """
     sharded = is_sharded(run.model)  # its weights were loaded before sharding (build)
     start_step, state, extra = load_checkpoint(
-        checkpoint, model=None if sharded else run.model,
-        optimizer=None if sharded else run.optimizer, scheduler=run.scheduler,
-    )  # fmt: skip
+        checkpoint,
+        model=None if sharded else run.model,
+        optimizer=None if sharded else run.optimizer,
+        scheduler=run.scheduler,
+    )
     if sharded:
         full = torch.load(checkpoint / "optimizer.pt", map_location="cpu", weights_only=True)
         load_optimizer_state(run.model, run.optimizer, full)
@@ -213,10 +221,15 @@ def loop(run: Run, start_step: int, state: dict[str, Any], echo: Any = print) ->
     logger: Any = _NoLogger()
     if world.is_main:
         logger = MetricsLogger(
-            out, tensorboard=lc.tensorboard, wandb=lc.wandb, trackio=lc.trackio,
-            project=lc.project, config=config_to_dict(config),
-            resume_step=start_step if state else None, echo=echo,
-        )  # fmt: skip
+            out,
+            tensorboard=lc.tensorboard,
+            wandb=lc.wandb,
+            trackio=lc.trackio,
+            project=lc.project,
+            config=config_to_dict(config),
+            resume_step=start_step if state else None,
+            echo=echo,
+        )
     boundary = Boundary(run, start_step)
     try:
         with Interrupts(boundary, echo):
@@ -267,10 +280,13 @@ def _train_steps(
         for step in range(start_step + 1, config.steps + 1):
             started = time.perf_counter()
             batch = collect_rollouts(
-                run.env, run.generator, num_problems=config.problems_per_step,
-                num_rounds=config.curriculum.num_rounds, group_size=config.curriculum.group_size,
+                run.env,
+                run.generator,
+                num_problems=config.problems_per_step,
+                num_rounds=config.curriculum.num_rounds,
+                group_size=config.curriculum.group_size,
                 world=world,
-            )  # fmt: skip
+            )
             metrics = {**batch.metrics, **run.learner.step(batch)}
             metrics = reduce_metrics(metrics, world, sums=_SUMMED)
             run.generator.sync_weights()
@@ -284,8 +300,9 @@ def _train_steps(
             logger.log(step, metrics)
             lc = config.log
             if world.is_main and lc.samples_every and step % lc.samples_every == 0:
-                rows = sample_rows(batch, run.env.unwrapped, run.tokenizer, step=step,
-                                   limit=lc.samples_per_step)  # fmt: skip
+                rows = sample_rows(
+                    batch, run.env.unwrapped, run.tokenizer, step=step, limit=lc.samples_per_step
+                )
                 logger.log_samples(step, rows)
             _advance(progress, metrics, echo, step)
             boundary.finish(step)
@@ -311,8 +328,10 @@ def _save_interrupted(run: Run, boundary: Boundary, summary: dict[str, Any], ech
         echo(f"\ninterrupted before a step finished: nothing new to save since step {done}")
         return
     if is_sharded(run.model):
-        echo("\ninterrupted: a sharded (FSDP) run cannot gather its weights once interrupted; "
-             "its last periodic checkpoint stands")  # fmt: skip
+        echo(
+            "\ninterrupted: a sharded (FSDP) run cannot gather its weights once interrupted; "
+            "its last periodic checkpoint stands"
+        )
         return
     path = checkpoint_path(out, done)
     if is_intact(path):
@@ -543,13 +562,24 @@ def _save_checkpoint(
     optimizer: Any,
 ) -> Path:
     return save_checkpoint(
-        out, step, model=model, optimizer=optimizer, scheduler=run.scheduler,
+        out,
+        step,
+        model=model,
+        optimizer=optimizer,
+        scheduler=run.scheduler,
         tokenizer=run.tokenizer,
-        state={"curriculum": run.env.state_dict(), "summary": summary,
-               "config": config_to_dict(run.config), "world_size": run.world.size},
-        extra={"generator_rng": streams[0], "generator_rng_ranks": streams,
-               "learner": run.learner.state_dict()},
-    )  # fmt: skip
+        state={
+            "curriculum": run.env.state_dict(),
+            "summary": summary,
+            "config": config_to_dict(run.config),
+            "world_size": run.world.size,
+        },
+        extra={
+            "generator_rng": streams[0],
+            "generator_rng_ranks": streams,
+            "learner": run.learner.state_dict(),
+        },
+    )
 
 
 def _advance(progress: Any, metrics: dict[str, float], echo: Any, step: int) -> None:
