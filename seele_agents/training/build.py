@@ -3,9 +3,10 @@
 :func:`build` returns a :class:`Run`: the model (warmed up by
 :func:`seele_agents.training.sft.warm_up` when ``sft.steps > 0``, with LoRA, sharded under FSDP),
 the training env wrapped in its curriculum, the held-out evaluation env, the optimiser and its
-schedule, the generator and the learner. Each part has its own small factory (:func:`make_env`,
-:func:`make_eval_env`, :func:`make_optimizer`, :func:`make_learner`, :func:`make_generator`),
-usable alone; learners come from :data:`seele_agents.algos.registry.LEARNERS`.
+schedule, the generator and the learner. Each part has its own small factory (:func:`make_model`,
+:func:`make_env`, :func:`make_eval_env`, :func:`make_optimizer`, :func:`make_learner`,
+:func:`make_generator`), usable alone; learners come from
+:data:`seele_agents.algos.registry.LEARNERS`.
 """
 
 from __future__ import annotations
@@ -90,46 +91,18 @@ def build(
     world: World | None = None,
     checkpoint: Path | None = None,
 ) -> Run:
-    """Set up model, envs, generator and learner (and the SFT warm-up when configured).
-
-    With several processes every rank builds the same, then takes rank 0's weights; with
-    ``distributed.strategy=fsdp`` the model (and the reference model) are then sharded, after
-    the weights of ``checkpoint`` (when resuming) are loaded whole.
-    """
-    mc, world = config.model, world or World()
-    device = resolve_device(mc.device)
-    if device.type == "cuda" and world.size > 1 and device.index is None:
-        device = torch.device("cuda", world.local_rank)  # one GPU per rank on each machine
-    model, tokenizer = load_model(
-        mc.name, dtype=mc.dtype, device=str(device), revision=mc.revision, seed=config.seed
-    )
-    if config.sft.steps > 0:
-        folder = Path(config.output_dir) / SFT_FOLDER
-        warm_up(config, model, tokenizer, folder, fresh=warm_start, echo=echo, world=world)
-    if mc.gradient_checkpointing:
-        enable_gradient_checkpointing(model)
-    if mc.lora_rank > 0:
-        model = apply_lora(
-            model,
-            rank=mc.lora_rank,
-            alpha=mc.lora_alpha,
-            dropout=mc.lora_dropout,
-            target_modules=mc.lora_target_modules,
-        )
-    broadcast_module(model, world)
-    ref_model = None
+    """Set up model, envs, optimiser, generator and learner (and the SFT warm-up when
+    configured): :func:`make_model`, :func:`make_env`, :func:`make_eval_env`,
+    :func:`make_optimizer`, :func:`make_generator`, :func:`make_learner`."""
+    world = world or World()
     fsdp = config.distributed.strategy == "fsdp" and world.size > 1
-    if fsdp:
-        if config.algo.beta > 0:  # the reference is the model before RL, as in the learner
-            ref_model = shard_model(copy.deepcopy(model).eval().requires_grad_(False), world)
-        if checkpoint is not None:
-            load_weights(checkpoint, model)
-        shard_model(model, world)
+    model, tokenizer, ref_model = make_model(
+        config, warm_start=warm_start, echo=echo, world=world, checkpoint=checkpoint
+    )
     env = make_env(config, tokenizer)
     eval_env, eval_ids = make_eval_env(config, tokenizer, env.unwrapped)
-    trainable = [p for p in model.parameters() if p.requires_grad]
     oc, ac = config.optim, config.algo
-    groups: list[dict[str, Any]] = [{"params": trainable}]
+    groups: list[dict[str, Any]] = [{"params": [p for p in model.parameters() if p.requires_grad]}]
     value_head = ValueHead.for_model(model) if LEARNERS[ac.name].value_head else None
     if value_head is not None:  # a new layer: its own (higher) learning rate
         groups.append({"params": list(value_head.parameters()), "lr": ac.value_lr or oc.lr})
@@ -146,19 +119,50 @@ def build(
     learner = make_learner(
         config, model, optimizer, scheduler, value_head, world=world, ref_model=ref_model
     )
-    return Run(
-        config,
-        model,
-        tokenizer,
-        env,
-        eval_env,
-        eval_ids,
-        generator,
-        learner,
-        optimizer,
-        scheduler,
-        world,
+    parts = (env, eval_env, eval_ids, generator, learner, optimizer, scheduler)
+    return Run(config, model, tokenizer, *parts, world)
+
+
+def make_model(
+    config: TrainConfig,
+    *,
+    warm_start: bool = True,
+    echo: Any = print,
+    world: World | None = None,
+    checkpoint: Path | None = None,
+) -> tuple[Any, Any, Any]:
+    """``(model, tokenizer, ref_model)``: ``model.*`` loaded, warmed up (``sft.*``; loaded from
+    the run's folder when not ``warm_start``), with gradient checkpointing and LoRA as asked.
+
+    With several processes every rank builds the same, then takes rank 0's weights; with
+    ``distributed.strategy=fsdp`` the model (and a reference model, when ``algo.beta > 0``) are
+    then sharded, after the weights of ``checkpoint`` (when resuming) are loaded whole. Without
+    FSDP ``ref_model`` is ``None``: the learner copies the model itself.
+    """
+    mc, world = config.model, world or World()
+    device = resolve_device(mc.device)
+    if device.type == "cuda" and world.size > 1 and device.index is None:
+        device = torch.device("cuda", world.local_rank)  # one GPU per rank on each machine
+    model, tokenizer = load_model(
+        mc.name, dtype=mc.dtype, device=str(device), revision=mc.revision, seed=config.seed
     )
+    if config.sft.steps > 0:
+        folder = Path(config.output_dir) / SFT_FOLDER
+        warm_up(config, model, tokenizer, folder, fresh=warm_start, echo=echo, world=world)
+    if mc.gradient_checkpointing:
+        enable_gradient_checkpointing(model)
+    if mc.lora_rank > 0:
+        lora = {"alpha": mc.lora_alpha, "dropout": mc.lora_dropout}
+        model = apply_lora(model, rank=mc.lora_rank, target_modules=mc.lora_target_modules, **lora)
+    broadcast_module(model, world)
+    ref_model = None
+    if config.distributed.strategy == "fsdp" and world.size > 1:
+        if config.algo.beta > 0:  # the reference is the model before RL, as in the learner
+            ref_model = shard_model(copy.deepcopy(model).eval().requires_grad_(False), world)
+        if checkpoint is not None:
+            load_weights(checkpoint, model)
+        shard_model(model, world)
+    return model, tokenizer, ref_model
 
 
 def make_optimizer(groups: list[dict[str, Any]], oc: Any) -> torch.optim.Optimizer:
