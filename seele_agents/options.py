@@ -33,15 +33,12 @@ import json
 import math
 import operator
 import os
-import re
 import types
 import typing
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import field
 from pathlib import Path
 from typing import Any, TypeVar
-
-import yaml
 
 T = TypeVar("T")
 
@@ -359,45 +356,11 @@ def save_config(cfg: Any, path: str | os.PathLike[str]) -> Path:
     """Write ``cfg`` to ``path`` as YAML (folders created); :func:`load_config` reads it back."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = yaml.dump(config_to_dict(cfg), Dumper=_Dumper, sort_keys=False, allow_unicode=True)
+    from seele_agents import yaml_rules  # pyyaml: the train extra; `seele --help` needs none
+
+    text = yaml_rules.dump(config_to_dict(cfg))
     path.write_text(text, encoding="utf-8")
     return path
-
-
-class _Loader(yaml.SafeLoader):
-    """YAML as people mean it in a config: only true/false are bools, and 1e-4 is a float.
-
-    PyYAML follows YAML 1.1, where yes/no/on/off are bools (so `log.wandb=yes` would pass for a
-    flag) and a float needs a dot (`lr: 1e-4` would be a string). Both rules are replaced here.
-    """
-
-
-class _Dumper(yaml.SafeDumper):
-    """Writes what :class:`_Loader` reads back: text such as "1e5" is quoted."""
-
-
-for _cls in (_Loader, _Dumper):
-    _cls.yaml_implicit_resolvers = {
-        first: [(tag, rx) for tag, rx in resolvers if not tag.endswith((":bool", ":float"))]
-        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-    }
-    _cls.add_implicit_resolver(
-        "tag:yaml.org,2002:bool",
-        re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
-        list("tTfF"),
-    )
-    _cls.add_implicit_resolver(
-        "tag:yaml.org,2002:float",
-        re.compile(
-            r"^(?:[-+]?(?:[0-9][0-9_]*\.[0-9_]*|\.[0-9_]+)(?:[eE][-+]?[0-9]+)?"
-            r"|[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
-        ),
-        list("-+0123456789."),
-    )
-
-
-def _load_yaml(text: str) -> Any:
-    return yaml.load(text, Loader=_Loader)  # safe: _Loader builds no arbitrary objects
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -417,9 +380,11 @@ def parse_override(text: str) -> tuple[list[str], Any]:
         raise ConfigError("write KEY=VALUE with a dotted key, e.g. algo.beta=0.01.", source=source)
     if not raw.strip():
         raise ConfigError("no value after '='; write KEY=null for none.", source=source)
+    from seele_agents import yaml_rules
+
     try:
-        value = _load_yaml(raw)
-    except yaml.YAMLError as error:
+        value = yaml_rules.load(raw)
+    except yaml_rules.YAMLError as error:
         problem = " ".join(str(error).split())
         message = f"the value {raw!r} is not valid YAML ({problem}); quote text values."
         raise ConfigError(message, source=source) from None
@@ -456,9 +421,11 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     if not path.is_file():
         what = "is a folder, not a file" if path.is_dir() else "does not exist"
         raise ConfigError(f"the config file {what}; check the path.", source=str(path))
+    from seele_agents import yaml_rules
+
     try:
-        data = _load_yaml(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as error:
+        data = yaml_rules.load(path.read_text(encoding="utf-8"))
+    except yaml_rules.YAMLError as error:
         raise ConfigError(f"not valid YAML: {error}", source=str(path)) from None
     if data is None:  # an empty file: every default
         return {}

@@ -103,3 +103,23 @@ def test_extras_name_this_distribution(project: dict) -> None:
     assert own, "no extra refers to another"
     for requirement in own:
         assert re.fullmatch(rf"{DISTRIBUTION}\[[a-z,]+\]", requirement), requirement
+
+
+def test_seele_help_needs_only_the_base_dependencies() -> None:
+    """What CI's clean-wheel step runs: the base install has neither torch nor pyyaml (both come
+    with the ``train`` extra), and ``seele --help`` (every command's flags) must not need them."""
+    code = (
+        "import sys\n"
+        "for name in ('torch', 'yaml', 'transformers'):\n"
+        "    sys.modules[name] = None  # importing it now fails, as where it is not installed\n"
+        "from seele_agents.cli import main\n"
+        "for command in ([], ['eval'], ['bench'], ['bench', 'speed'], ['bench', 'scaling'],\n"
+        "                ['train'], ['export']):\n"
+        "    try:\n"
+        "        main([*command, '--help'])\n"
+        "    except SystemExit as stop:\n"
+        "        assert stop.code == 0, (command, stop.code)\n"
+        "print('ok')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-2000:]

@@ -14,8 +14,11 @@ def __getattr__(name: str) -> Any:
     import importlib
     import warnings
 
+    if name.startswith("__") or name in ("curricula", "speed", "scaling", "parity"):
+        # a submodule not imported yet: the import system loads it, not this forward
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     curricula = importlib.import_module("seele_agents.bench.curricula")
-    if name.startswith("__") or not hasattr(curricula, name):
+    if not hasattr(curricula, name):
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     warnings.warn(
         f"seele_agents.bench.{name} is now seele_agents.bench.curricula.{name}.",

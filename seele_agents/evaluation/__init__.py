@@ -13,8 +13,11 @@ def __getattr__(name: str) -> Any:
     import importlib
     import warnings
 
+    if name.startswith("__") or name in ("metrics", "command"):
+        # a submodule not imported yet: the import system loads it, not this forward
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     metrics = importlib.import_module("seele_agents.evaluation.metrics")
-    if name.startswith("__") or not hasattr(metrics, name):
+    if not hasattr(metrics, name):
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     warnings.warn(
         f"seele_agents.evaluation.{name} is now seele_agents.evaluation.metrics.{name}.",
