@@ -51,21 +51,21 @@ from seele_agents.options import (
     ConfigError,
     Options,
     Section,
-    _convert,
-    _deep_set,
-    _is_union,
-    _read_yaml,
-    _table,
-    _type_hints,
     add_options,
     config_from_dict,
     config_to_dict,
+    convert,
+    deep_set,
+    is_union,
     option,
     options_from_args,
     options_reference,
     parse_override,
+    read_yaml,
+    reference_table,
     require,
     save_config,
+    type_hints,
 )
 from seele_env.curricula import CURRICULA, Curriculum
 from seele_env.hints import PLACEMENTS, TEMPLATES, UNITS
@@ -266,8 +266,8 @@ def curriculum_options(cls: type[Curriculum]) -> dict[str, Any]:
 
 
 def _as_config_type(tp: Any) -> Any:
-    """``tp`` in the types :func:`_convert` knows: abstract sequences become lists."""
-    if _is_union(tp):
+    """``tp`` in the types :func:`convert` knows: abstract sequences become lists."""
+    if is_union(tp):
         return functools.reduce(operator.or_, [_as_config_type(a) for a in typing.get_args(tp)])
     if typing.get_origin(tp) in (Sequence, tuple):
         return list[_as_config_type(typing.get_args(tp)[0])]  # type: ignore[misc]
@@ -300,7 +300,7 @@ class CurriculumConfig(Section):
                     f"curriculum {self.name!r} takes no option {key!r}.{hint} Options: {known}.",
                     f"options.{key}",
                 )
-            self.options[key] = _convert(value, types[key], f"options.{key}")
+            self.options[key] = convert(value, types[key], f"options.{key}")
         _check_curriculum_values(self)
 
 
@@ -641,12 +641,12 @@ def load_config(
         ConfigError: A missing file, bad YAML, an unknown key or a bad value; the message names
             the file or override it came from.
     """
-    data = _read_yaml(Path(path)) if path is not None else {}
+    data = read_yaml(Path(path)) if path is not None else {}
     applied: list[tuple[str, str]] = []  # (dotted key, override), to say where an error came from
     for text in overrides:
         keys, value = parse_override(text)
         try:
-            _deep_set(data, TrainConfig, keys, value)
+            deep_set(data, TrainConfig, keys, value)
         except ConfigError as error:
             raise error.from_source(f"override {text!r}") from None
         applied.append((".".join(keys), text))
@@ -667,9 +667,9 @@ def config_reference(cls: type = TrainConfig) -> str:
 
     Columns: key | type | default | meaning (with the choices and bounds).
     """
-    hints = _type_hints(cls)
-    blocks = [_table("Top level", cls, "")]
+    hints = type_hints(cls)
+    blocks = [reference_table("Top level", cls, "")]
     for f in dataclasses.fields(cls):
         if dataclasses.is_dataclass(hints[f.name]):
-            blocks.append(_table(f"`{f.name}`", hints[f.name], f.name))
+            blocks.append(reference_table(f"`{f.name}`", hints[f.name], f.name))
     return "\n\n".join(blocks) + "\n"

@@ -148,9 +148,9 @@ class Section:
     def validate(self) -> None:
         """Check every field and the section's rules; raise :class:`ConfigError` on the first
         breach."""
-        hints = _type_hints(type(self))
+        hints = type_hints(type(self))
         for f in dataclasses.fields(self):  # type: ignore[arg-type]
-            value = _convert(getattr(self, f.name), hints[f.name], f.name)
+            value = convert(getattr(self, f.name), hints[f.name], f.name)
             choices = f.metadata.get("choices")
             if choices is not None and value not in choices:
                 close = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1)
@@ -192,7 +192,8 @@ _WORDS = {
 
 
 @functools.cache
-def _type_hints(cls: type) -> dict[str, Any]:
+def type_hints(cls: type) -> dict[str, Any]:
+    """The resolved type of every field of the dataclass ``cls``."""
     return typing.get_type_hints(cls)
 
 
@@ -202,13 +203,14 @@ def _join(prefix: str, key: str) -> str:
     return prefix + key if key.startswith("[") else f"{prefix}.{key}"
 
 
-def _is_union(tp: Any) -> bool:
+def is_union(tp: Any) -> bool:
+    """Whether ``tp`` is ``A | B`` (or ``Optional[A]``)."""
     return typing.get_origin(tp) in (typing.Union, types.UnionType)
 
 
 def _describe(tp: Any) -> str:
     """``tp`` in words: ``int | list[int]`` -> "an integer or a list of integers"."""
-    if _is_union(tp):
+    if is_union(tp):
         return " or ".join(_describe(arm) for arm in typing.get_args(tp))
     if typing.get_origin(tp) is list:
         item = typing.get_args(tp)[0]
@@ -220,7 +222,7 @@ def _describe(tp: Any) -> str:
 
 def _label(tp: Any) -> str:
     """``tp`` as written in the dataclass: ``int | list[int]``, ``dict[str, Any]``."""
-    if _is_union(tp):
+    if is_union(tp):
         return " | ".join(_label(arm) for arm in typing.get_args(tp))
     if typing.get_origin(tp) in (list, dict):
         args = ", ".join(_label(arg) for arg in typing.get_args(tp))
@@ -228,13 +230,13 @@ def _label(tp: Any) -> str:
     return "None" if tp is type(None) else "Any" if tp is Any else tp.__name__
 
 
-def _convert(value: Any, tp: Any, key: str) -> Any:
+def convert(value: Any, tp: Any, key: str) -> Any:
     """``value`` checked against the type hint ``tp`` (ints widened to floats, mappings built into
     dataclasses); ``key`` is its path, for errors."""
     origin, args = typing.get_origin(tp), typing.get_args(tp)
     if tp is Any:
         return value
-    if _is_union(tp):
+    if is_union(tp):
         return _convert_union(value, tp, key)
     if dataclasses.is_dataclass(tp):
         if isinstance(value, tp):
@@ -243,10 +245,10 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
             return _from_dict(tp, value, key)  # type: ignore[arg-type]
     elif origin is list:
         if isinstance(value, (list, tuple)):
-            return [_convert(item, args[0], f"{key}[{i}]") for i, item in enumerate(value)]
+            return [convert(item, args[0], f"{key}[{i}]") for i, item in enumerate(value)]
     elif origin is dict:
         if isinstance(value, Mapping) and all(isinstance(k, str) for k in value):
-            return {k: copy.deepcopy(_convert(v, args[1], _join(key, k))) for k, v in value.items()}
+            return {k: copy.deepcopy(convert(v, args[1], _join(key, k))) for k, v in value.items()}
     elif tp is bool:
         if isinstance(value, bool):  # not 1/0 or "yes": a typo should not pass for a flag
             return value
@@ -280,7 +282,7 @@ def _convert_union(value: Any, tp: Any, key: str) -> Any:
     precise = None
     for arm in arms:
         try:
-            return _convert(value, arm, key)
+            return convert(value, arm, key)
         except ConfigError as error:
             container = typing.get_origin(arm) or (dict if dataclasses.is_dataclass(arm) else None)
             if (container is list and isinstance(value, (list, tuple))) or (
@@ -307,13 +309,13 @@ def _from_dict(cls: type[T], data: Any, prefix: str) -> T:
         raise ConfigError(
             f"expected a mapping of {what}, got {data!r} ({type(data).__name__})", prefix
         )
-    hints = _type_hints(cls)
+    hints = type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls) if f.init]  # type: ignore[arg-type]
     kwargs = {}
     for key, value in data.items():
         if key not in names:
             raise _unknown_key(prefix, key, names)
-        kwargs[key] = _convert(value, hints[key], _join(prefix, key))
+        kwargs[key] = convert(value, hints[key], _join(prefix, key))
     try:
         return cls(**kwargs)
     except ConfigError as error:  # from the section's own checks, keyed from inside it
@@ -391,7 +393,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return keys, value
 
 
-def _deep_set(data: dict[str, Any], cls: type, keys: list[str], value: Any) -> None:
+def deep_set(data: dict[str, Any], cls: type, keys: list[str], value: Any) -> None:
     """``data[k1][k2]... = value``, after checking the key path against the dataclass ``cls``."""
     node, tp = data, cls
     for depth, part in enumerate(keys):
@@ -400,7 +402,7 @@ def _deep_set(data: dict[str, Any], cls: type, keys: list[str], value: Any) -> N
             names = [f.name for f in dataclasses.fields(tp)]
             if part not in names:
                 raise _unknown_key(here, part, names)
-            tp = _type_hints(tp)[part]
+            tp = type_hints(tp)[part]
         elif tp is Any or typing.get_origin(tp) is dict:  # free keys: curriculum.options.*
             tp = Any if tp is Any else typing.get_args(tp)[1]
         else:
@@ -417,7 +419,8 @@ def _deep_set(data: dict[str, Any], cls: type, keys: list[str], value: Any) -> N
         node = child
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
+def read_yaml(path: Path) -> dict[str, Any]:
+    """The mapping in the YAML file ``path`` (``{}`` when empty); a :class:`ConfigError` else."""
     if not path.is_file():
         what = "is a folder, not a file" if path.is_dir() else "does not exist"
         raise ConfigError(f"the config file {what}; check the path.", source=str(path))
@@ -435,8 +438,9 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
-def _table(title: str, cls: type, prefix: str, flags: bool = False) -> str:
-    hints = _type_hints(cls)
+def reference_table(title: str, cls: type, prefix: str, flags: bool = False) -> str:
+    """A markdown table of the fields of ``cls`` (keys under ``prefix``, or flags)."""
+    hints = type_hints(cls)
     doc = " ".join((cls.__doc__ or "").split("\n\n")[0].split()).replace("``", "`")
     head = f"| {'option' if flags else 'key'} | type | default | meaning |"
     rows = [f"### {title}", "", doc, "", head, "|---|---|---|---|"]
@@ -485,11 +489,11 @@ def add_options(parser: Any, cls: type[Options]) -> None:
     (``--dataset gsm8k math500``); ``option(cli=...)`` changes the flag names or adds
     ``add_argument`` keywords. Values are checked when :func:`options_from_args` builds ``cls``.
     """
-    hints = _type_hints(cls)
+    hints = type_hints(cls)
     for f in dataclasses.fields(cls):
         extra = {k: v for k, v in f.metadata.get("cli", {}).items() if k != "flags"}
         arms = [a for a in typing.get_args(hints[f.name]) if a is not type(None)]
-        tp = arms[0] if _is_union(hints[f.name]) else hints[f.name]
+        tp = arms[0] if is_union(hints[f.name]) else hints[f.name]
         kwargs: dict[str, Any] = {"dest": f.name, "help": f.metadata["help"]}
         if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
             kwargs["required"] = True
@@ -531,4 +535,4 @@ def _shown(value: Any) -> str:
 def options_reference(cls: type[Options], command: str) -> str:
     """A markdown table of ``command``'s options (the fields of ``cls``): flag | type | default
     | meaning, like :func:`config_reference`."""
-    return _table(f"`{command}` options", cls, "", flags=True) + "\n"
+    return reference_table(f"`{command}` options", cls, "", flags=True) + "\n"

@@ -7,22 +7,10 @@ Names of :mod:`~seele_agents.bench.curricula` read from here (the module's old p
 work, with a :class:`DeprecationWarning`.
 """
 
-from typing import Any
+from seele_agents._moved import forwarding
 
-
-def __getattr__(name: str) -> Any:
-    import importlib
-    import warnings
-
-    if name.startswith("__") or name in ("curricula", "speed", "scaling", "parity"):
-        # a submodule not imported yet: the import system loads it, not this forward
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    curricula = importlib.import_module("seele_agents.bench.curricula")
-    if not hasattr(curricula, name):
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    warnings.warn(
-        f"seele_agents.bench.{name} is now seele_agents.bench.curricula.{name}.",
-        DeprecationWarning,
-        stacklevel=2,
-    )
-    return getattr(curricula, name)
+__getattr__ = forwarding(
+    __name__,
+    into="seele_agents.bench.curricula",
+    submodules=("curricula", "speed", "scaling", "parity"),
+)

@@ -47,7 +47,7 @@ from seele_agents.config import (
     options_from_args,
     require,
 )
-from seele_agents.files import write_atomic
+from seele_agents.files import atomic_folder, write_atomic
 
 # label -> (curriculum name, options). Schedules are scaled to the run's length in `_options`.
 LINEUP: dict[str, tuple[str, dict[str, Any]]] = {
@@ -347,10 +347,8 @@ def prepare_start(spec: BenchSpec, echo: Any = print) -> Path | None:
     )
     started = time.perf_counter()
     warm_up(config, model, tokenizer, spec.output_dir / "start-sft", fresh=True, echo=echo)
-    tmp = folder.with_name("start.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    save_merged(model, tokenizer, tmp)
-    tmp.rename(folder)
+    with atomic_folder(folder) as tmp:
+        save_merged(model, tokenizer, tmp)
     shutil.rmtree(spec.output_dir / "start-sft", ignore_errors=True)
     spec.timings["start_s"] = time.perf_counter() - started
     return folder

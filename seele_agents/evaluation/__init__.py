@@ -6,22 +6,8 @@ Names of :mod:`~seele_agents.evaluation.metrics` read from here (the module's ol
 work, with a :class:`DeprecationWarning`.
 """
 
-from typing import Any
+from seele_agents._moved import forwarding
 
-
-def __getattr__(name: str) -> Any:
-    import importlib
-    import warnings
-
-    if name.startswith("__") or name in ("metrics", "command"):
-        # a submodule not imported yet: the import system loads it, not this forward
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    metrics = importlib.import_module("seele_agents.evaluation.metrics")
-    if not hasattr(metrics, name):
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    warnings.warn(
-        f"seele_agents.evaluation.{name} is now seele_agents.evaluation.metrics.{name}.",
-        DeprecationWarning,
-        stacklevel=2,
-    )
-    return getattr(metrics, name)
+__getattr__ = forwarding(
+    __name__, into="seele_agents.evaluation.metrics", submodules=("metrics", "command")
+)

@@ -20,12 +20,12 @@ import argparse
 import json
 import re
 import sys
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from seele_agents._moved import forwarding
 from seele_agents.config import (
     BACKENDS,
     DTYPES,
@@ -230,15 +230,10 @@ class EvalCommandConfig(Options):
         return {"seed": self.procedural_seed, "difficulty": difficulty, **families}
 
 
-def __getattr__(name: str) -> Any:
-    if name == "EvalConfig":  # its name until 2026-12, when it clashed with config.EvalConfig
-        warnings.warn(
-            "seele_agents.evaluation.command.EvalConfig is deprecated; use EvalCommandConfig.",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        return EvalCommandConfig
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# Its name until 2026-12, when it clashed with config.EvalConfig.
+__getattr__ = forwarding(
+    __name__, moved={"EvalConfig": "seele_agents.evaluation.command:EvalCommandConfig"}
+)
 
 
 def _check_hint_rates(rates: Sequence[float]) -> tuple[float, ...]:

@@ -24,7 +24,6 @@ prints and writes checkpoints, which any number of processes can resume.
 from __future__ import annotations
 
 import time
-import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,6 +31,7 @@ from typing import Any
 
 import torch
 
+from seele_agents._moved import forwarding
 from seele_agents.config import TrainConfig, check_data_sources, config_to_dict, save_config
 from seele_agents.generation import SamplingParams
 from seele_agents.models import resolve_device
@@ -69,28 +69,17 @@ from seele_agents.training.samples import sample_rows
 from seele_agents.training.tracking import MetricsLogger, progress_bar, read_metrics
 from seele_env.procedural import check_steps
 
-# Names that lived here before the factories, the warm-up and the interrupt handling moved out.
-_MOVED = {
-    "make_learner": "seele_agents.training.build",
-    "make_optimizer": "seele_agents.training.build",
-    "lr_factor": "seele_agents.training.build",
-    "warm_up": "seele_agents.training.sft",
-    "SFT_FOLDER": "seele_agents.training.sft",
-}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _MOVED:
-        import importlib
-
-        warnings.warn(
-            f"seele_agents.training.loop.{name} moved to {_MOVED[name]}.{name}; import it "
-            "from there.",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        return getattr(importlib.import_module(_MOVED[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# Names that lived here before the factories and the warm-up moved out.
+__getattr__ = forwarding(
+    __name__,
+    moved={
+        "make_learner": "seele_agents.training.build:make_learner",
+        "make_optimizer": "seele_agents.training.build:make_optimizer",
+        "lr_factor": "seele_agents.training.build:lr_factor",
+        "warm_up": "seele_agents.training.sft:warm_up",
+        "SFT_FOLDER": "seele_agents.training.sft:SFT_FOLDER",
+    },
+)
 
 
 def train(
